@@ -1,0 +1,3 @@
+from .inferencer import MultiModalInferencer
+
+__all__ = ['MultiModalInferencer']

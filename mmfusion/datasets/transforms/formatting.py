@@ -1,0 +1,78 @@
+"""Packing a pipeline's results into model inputs and a data sample."""
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmengine.structures import InstanceData, PixelData
+
+from mmfusion.registry import TRANSFORMS
+from mmfusion.structures import MultiModalDataSample
+
+# modality name -> key of the pipeline results that holds it
+DEFAULT_INPUT_KEYS = dict(image='img', depth='depth', text='text', audio='audio',
+                          vector='vector')
+
+
+def modality_to_tensor(value):
+    """Images (H, W[, C]) become (C, H, W) tensors; strings pass through."""
+    if isinstance(value, (str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.ndim == 2:
+            value = value[None]
+        elif value.ndim == 3:
+            value = value.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return torch.tensor(value, dtype=torch.float32)
+    raise TypeError(f'cannot pack a modality of type {type(value).__name__}')
+
+
+@TRANSFORMS.register_module()
+class PackMultiModalInputs(BaseTransform):
+    """Pack the results of a pipeline for the model.
+
+    Args:
+        inputs: modality name -> results key, e.g. ``dict(image='img',
+            text='question')``. Defaults to :data:`DEFAULT_INPUT_KEYS`; a
+            modality whose key is absent from the results is left out.
+        meta_keys: results keys copied into the data sample's meta information.
+
+    Returns:
+        ``dict(inputs={modality: Tensor (C, H, W) | str | Tensor}, data_samples=
+        MultiModalDataSample)`` with ``gt_label``, ``gt_answers``,
+        ``gt_instances`` (from ``gt_bboxes``, ``gt_bboxes_labels``) and
+        ``gt_sem_seg`` (from ``gt_seg_map``) when the results have them.
+    """
+
+    def __init__(self, inputs: Optional[Dict[str, str]] = None,
+                 meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                                             'flip', 'text', 'question', 'question_id',
+                                             'image_id', 'answer_type')) -> None:
+        self.inputs = dict(inputs) if inputs is not None else dict(DEFAULT_INPUT_KEYS)
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        packed = {mod: modality_to_tensor(results[key])
+                  for mod, key in self.inputs.items() if key in results}
+        sample = MultiModalDataSample()
+        if 'gt_label' in results:
+            sample.gt_label = results['gt_label']
+        if 'gt_answers' in results:
+            sample.gt_answers = results['gt_answers']
+        if 'gt_bboxes' in results:
+            instances = InstanceData()
+            instances.bboxes = torch.as_tensor(np.asarray(results['gt_bboxes']),
+                                               dtype=torch.float32).reshape(-1, 4)
+            instances.labels = torch.as_tensor(np.asarray(results['gt_bboxes_labels']),
+                                               dtype=torch.long)
+            sample.gt_instances = instances
+        if 'gt_seg_map' in results:
+            seg = torch.from_numpy(np.ascontiguousarray(results['gt_seg_map'])).long()
+            sample.gt_sem_seg = PixelData(data=seg[None])
+        sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
+        return dict(inputs=packed, data_samples=sample)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(inputs={self.inputs}, meta_keys={self.meta_keys})'

@@ -1,0 +1,3 @@
+from .reproducibility import EpochSeedHook, SaveVocabularyHook
+
+__all__ = ['EpochSeedHook', 'SaveVocabularyHook']

@@ -1,0 +1,3 @@
+from .vqa import VQAAccuracy
+
+__all__ = ['VQAAccuracy']

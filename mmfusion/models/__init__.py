@@ -1,0 +1,6 @@
+from .architectures import *  # noqa: F401,F403
+from .data_preprocessors import *  # noqa: F401,F403
+from .encoders import *  # noqa: F401,F403
+from .fusion import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403

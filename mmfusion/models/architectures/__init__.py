@@ -1,0 +1,3 @@
+from .classifier import MultiModalClassifier
+
+__all__ = ['MultiModalClassifier']

@@ -1,0 +1,3 @@
+from .data_preprocessor import MultiModalDataPreprocessor
+
+__all__ = ['MultiModalDataPreprocessor']

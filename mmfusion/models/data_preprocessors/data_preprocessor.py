@@ -1,0 +1,118 @@
+"""Batch preparation for every modality: stack, pad, normalise, tokenise, move."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseDataPreprocessor
+from mmengine.model.utils import stack_batch
+
+from mmfusion.datasets.tokenizers import build_tokenizer, tokenizer_from_state, tokenizer_state
+from mmfusion.registry import MODELS
+
+
+@MODELS.register_module()
+class MultiModalDataPreprocessor(BaseDataPreprocessor):
+    """Turn a collated batch into model inputs, modality by modality.
+
+    Each keyword argument configures one modality (the key used by
+    ``PackMultiModalInputs``):
+
+    * image-like (``image``, ``depth``, ...): ``dict(mean=[...], std=[...],
+      bgr_to_rgb=False, pad_size_divisor=1, pad_value=0)``. Tensors (C, H, W)
+      are padded to a common size, stacked to (B, C, H, W) float and
+      normalised. ``bgr_to_rgb=True`` flips channels of images loaded by
+      OpenCV-based loaders.
+    * text: ``dict(tokenizer=dict(type=...), max_length=64)``. Strings are
+      tokenised in one batched call of a fast tokenizer into
+      ``dict(input_ids=(B, L), attention_mask=(B, L))``, L = the longest
+      sample in the batch (at most ``max_length``).
+    * anything else is stacked as a float tensor.
+
+    The tokenizers are saved in the model's state dict (``get_extra_state``),
+    so a checkpoint carries the exact vocabulary it was trained with.
+    """
+
+    def __init__(self, non_blocking: bool = False, **modalities: dict) -> None:
+        super().__init__(non_blocking=non_blocking)
+        self.image_cfgs: Dict[str, dict] = {}
+        self.text_cfgs: Dict[str, dict] = {}
+        self.tokenizers = {}
+        for name, cfg in modalities.items():
+            cfg = dict(cfg or {})
+            if 'tokenizer' in cfg:
+                self.tokenizers[name] = build_tokenizer(cfg.pop('tokenizer'))
+                self.text_cfgs[name] = dict(max_length=cfg.pop('max_length', 64))
+            else:
+                mean, std = cfg.pop('mean', None), cfg.pop('std', None)
+                if (mean is None) != (std is None):
+                    raise ValueError(f'MultiModalDataPreprocessor: {name} needs both mean and std')
+                if mean is not None:
+                    self.register_buffer(f'{name}_mean', torch.tensor(mean).view(-1, 1, 1), False)
+                    self.register_buffer(f'{name}_std', torch.tensor(std).view(-1, 1, 1), False)
+                self.image_cfgs[name] = dict(normalize=mean is not None,
+                                             bgr_to_rgb=cfg.pop('bgr_to_rgb', False),
+                                             pad_size_divisor=cfg.pop('pad_size_divisor', 1),
+                                             pad_value=cfg.pop('pad_value', 0))
+            if cfg:
+                raise TypeError(f'MultiModalDataPreprocessor: unknown options for {name}: '
+                                f'{sorted(cfg)}')
+
+    def vocab_size(self, modality: str) -> int:
+        """Number of ids the tokenizer of ``modality`` can produce."""
+        return len(self.tokenizers[modality])
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        inputs = data['inputs']
+        batch = {}
+        for name, values in inputs.items():
+            if name in self.tokenizers:
+                batch[name] = self._tokenize(name, values)
+            elif isinstance(values, torch.Tensor):
+                batch[name] = values.to(self.device).float()
+            else:
+                batch[name] = self._stack(name, values)
+        return dict(inputs=batch, data_samples=self.cast_data(data.get('data_samples')))
+
+    def _tokenize(self, name: str, texts: Sequence[str]) -> Dict[str, torch.Tensor]:
+        if not all(isinstance(t, str) for t in texts):
+            raise TypeError(f'MultiModalDataPreprocessor: modality {name!r} has a tokenizer, '
+                            'so every sample must carry a string')
+        enc = self.tokenizers[name](list(texts), padding='longest', truncation=True,
+                                    max_length=self.text_cfgs[name]['max_length'],
+                                    return_tensors='pt')
+        return dict(input_ids=enc['input_ids'].to(self.device),
+                    attention_mask=enc['attention_mask'].to(self.device))
+
+    def _stack(self, name: str, tensors: List[torch.Tensor]) -> torch.Tensor:
+        if isinstance(tensors[0], str):
+            raise TypeError(f'MultiModalDataPreprocessor: modality {name!r} holds text but '
+                            f'has no tokenizer; add {name}=dict(tokenizer=...)')
+        cfg = self.image_cfgs.get(name)
+        if cfg is None:
+            return torch.stack(list(tensors)).to(self.device).float()
+        batch = stack_batch(list(tensors), cfg['pad_size_divisor'], cfg['pad_value'])
+        batch = batch.to(self.device, non_blocking=self._non_blocking).float()
+        if cfg['bgr_to_rgb']:
+            batch = batch.flip(1)
+        if cfg['normalize']:
+            batch = (batch - getattr(self, f'{name}_mean')) / getattr(self, f'{name}_std')
+        return batch
+
+    # The vocabularies travel with the weights (plain strings: weights-only safe).
+    def get_extra_state(self) -> dict:
+        return {name: tokenizer_state(tok) for name, tok in self.tokenizers.items()}
+
+    def set_extra_state(self, state: Optional[dict]) -> None:
+        for name, tok_state in (state or {}).items():
+            restored = tokenizer_from_state(tok_state)
+            current = self.tokenizers.get(name)
+            if current is not None and restored.get_vocab() != current.get_vocab():
+                print_log(f'The {name} tokenizer in the checkpoint differs from the one built '
+                          'from the config; using the checkpoint\'s.', logger='current')
+            self.tokenizers[name] = restored
+
+    def save_vocabulary(self, out_dir: str) -> None:
+        """Write each tokenizer to ``out_dir/tokenizer_<modality>/`` (HF format)."""
+        import os.path as osp
+        for name, tok in self.tokenizers.items():
+            tok.save_pretrained(osp.join(out_dir, f'tokenizer_{name}'))

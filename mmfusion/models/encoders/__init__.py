@@ -1,0 +1,5 @@
+from .base import BaseEncoder, ModalityFeatures, masked_mean
+from .image import TimmEncoder
+from .text import HFTextEncoder
+
+__all__ = ['BaseEncoder', 'ModalityFeatures', 'masked_mean', 'TimmEncoder', 'HFTextEncoder']

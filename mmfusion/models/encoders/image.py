@@ -1,0 +1,66 @@
+"""Image encoders built from timm models."""
+import os.path as osp
+from typing import Optional
+
+import torch
+
+from mmfusion.registry import MODELS
+
+from .base import BaseEncoder, ModalityFeatures
+
+
+@MODELS.register_module()
+class TimmEncoder(BaseEncoder):
+    """Any ``timm.create_model`` network as an image (or image-like) encoder.
+
+    Args:
+        model_name: a timm model name, e.g. ``'resnet18'``, ``'vit_tiny_patch16_224'``.
+        checkpoint: a local weights file (timm's ``pretrained_cfg_overlay``);
+            None for random initialisation. Never downloads.
+        in_chans: input channels (3 for RGB, 1 for depth).
+        frozen: keep the weights fixed (no gradients, eval-mode norm layers).
+        **kwargs: passed to ``timm.create_model`` (``drop_rate``, ``img_size`` ...).
+
+    Input: (B, in_chans, H, W). Output :class:`ModalityFeatures`:
+        tokens (B, h*w, D) grid cells of the last feature map (or the ViT
+        tokens), pooled (B, D) their mean (or the model's own pre-logits
+        pooling), D = ``out_dim`` = the model's ``num_features``.
+    """
+
+    def __init__(self, model_name: str, checkpoint: Optional[str] = None, in_chans: int = 3,
+                 frozen: bool = False, init_cfg: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import timm
+
+        if kwargs.pop('pretrained', False) and checkpoint is None:
+            raise ValueError('TimmEncoder: pretrained=True would download weights; mmfusion '
+                             'never downloads. Pass checkpoint=<local weights file>.')
+        if checkpoint is not None and not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'TimmEncoder: checkpoint file not found: {checkpoint}')
+        overlay = dict(file=checkpoint) if checkpoint else None
+        self.model = timm.create_model(model_name, pretrained=checkpoint is not None,
+                                       pretrained_cfg_overlay=overlay, num_classes=0,
+                                       global_pool='', in_chans=in_chans, **kwargs)
+        # timm initialises (or loads) its own weights; MMEngine's init_weights
+        # must not re-initialise them.
+        self.model.is_init = True
+        self.out_dim = int(self.model.num_features)
+        self.frozen = frozen
+        if frozen:
+            self.model.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> ModalityFeatures:
+        feats = self.model.forward_features(x)
+        if feats.ndim == 4:  # CNN: (B, D, h, w) grid
+            tokens = feats.flatten(2).transpose(1, 2)
+            pooled = feats.mean(dim=(2, 3))
+        else:  # transformer: (B, N, D) tokens
+            tokens = feats
+            pooled = self.model.forward_head(feats, pre_logits=True)
+        return ModalityFeatures(pooled=pooled, tokens=tokens)

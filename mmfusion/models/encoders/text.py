@@ -1,0 +1,74 @@
+"""Text encoders built from Hugging Face ``transformers`` models."""
+import os.path as osp
+from typing import Dict, Optional
+
+import torch
+
+from mmfusion.registry import MODELS
+
+from .base import BaseEncoder, ModalityFeatures, masked_mean
+
+
+@MODELS.register_module()
+class HFTextEncoder(BaseEncoder):
+    """A ``transformers`` encoder (BERT, RoBERTa, DistilBERT, ...) over token ids.
+
+    Args:
+        config: build from a config with random weights, offline, e.g.
+            ``dict(model_type='bert', hidden_size=128, num_hidden_layers=2,
+            num_attention_heads=2, intermediate_size=256, vocab_size=1000)``.
+        pretrained: or load weights from a local folder (``from_pretrained``
+            with ``local_files_only=True``). Exactly one of the two.
+        pooling: ``'cls'`` (first token) or ``'mean'`` (masked mean) for the
+            pooled view.
+        frozen: keep the weights fixed.
+
+    Input: ``dict(input_ids=(B, L), attention_mask=(B, L))`` from the data
+    preprocessor. Output :class:`ModalityFeatures`: tokens (B, L, D), mask
+    (B, L) True on real tokens, pooled (B, D); D = ``out_dim`` = hidden size.
+    """
+
+    def __init__(self, config: Optional[dict] = None, pretrained: Optional[str] = None,
+                 pooling: str = 'cls', frozen: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        from transformers import AutoConfig, AutoModel
+
+        if (config is None) == (pretrained is None):
+            raise ValueError('HFTextEncoder needs exactly one of config=dict(model_type=...) '
+                             'and pretrained=<local folder>')
+        if pooling not in ('cls', 'mean'):
+            raise ValueError(f"HFTextEncoder: pooling must be 'cls' or 'mean', got {pooling!r}")
+        if pretrained is not None:
+            if not osp.isdir(pretrained):
+                raise FileNotFoundError(f'HFTextEncoder: pretrained must be a local folder '
+                                        f'(mmfusion never downloads), got {pretrained!r}')
+            self.model = AutoModel.from_pretrained(pretrained, local_files_only=True)
+        else:
+            cfg = dict(config)
+            model_type = cfg.pop('model_type', None)
+            if model_type is None:
+                raise ValueError('HFTextEncoder: config needs model_type, e.g. "bert"')
+            self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
+        # transformers initialised (or loaded) the weights; keep MMEngine's
+        # init_weights from touching them.
+        self.model.is_init = True
+        self.pooling = pooling
+        self.out_dim = int(self.model.config.hidden_size)
+        self.vocab_size = int(self.model.config.vocab_size)
+        self.frozen = frozen
+        if frozen:
+            self.model.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def forward(self, x: Dict[str, torch.Tensor]) -> ModalityFeatures:
+        mask = x['attention_mask']
+        tokens = self.model(input_ids=x['input_ids'], attention_mask=mask).last_hidden_state
+        mask = mask.bool()
+        pooled = tokens[:, 0] if self.pooling == 'cls' else masked_mean(tokens, mask)
+        return ModalityFeatures(pooled=pooled, tokens=tokens, mask=mask)

@@ -1,0 +1,12 @@
+from .attention import TopDownAttentionFusion
+from .base import BaseTokenFusion, BaseVectorFusion
+from .bilinear import MFBFusion
+from .concat import ConcatFusion
+
+__all__ = [
+    'BaseTokenFusion',
+    'BaseVectorFusion',
+    'ConcatFusion',
+    'MFBFusion',
+    'TopDownAttentionFusion'
+]

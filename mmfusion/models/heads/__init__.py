@@ -1,0 +1,3 @@
+from .vqa_head import VQAHead, load_answer_vocab
+
+__all__ = ['VQAHead', 'load_answer_vocab']

@@ -1,0 +1,131 @@
+"""Answer classification head for VQA."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmfusion.evaluation.functional import build_answer_vocab, vqa_soft_scores
+from mmfusion.registry import DATASETS, MODELS
+from mmfusion.structures import MultiModalDataSample
+
+
+def load_answer_vocab(spec: Union[str, Sequence[str], dict]) -> List[str]:
+    """An answer vocabulary from a list, a text file (one answer a line) or a dataset.
+
+    ``dict(dataset=<dataset cfg>, min_count=1, max_size=None)`` counts the
+    normalised annotator answers of that dataset (normally the training split)
+    with :func:`build_answer_vocab`.
+    """
+    if isinstance(spec, str):
+        if not osp.isfile(spec):
+            raise FileNotFoundError(f'answer vocabulary file not found: {spec}')
+        with open(spec, encoding='utf-8') as f:
+            return [line.rstrip('\n') for line in f if line.strip()]
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        dataset = DATASETS.build(dict(spec.pop('dataset'), pipeline=[], lazy_init=False))
+        answers = [dataset.get_data_info(i).get('gt_answers') for i in range(len(dataset))]
+        if any(a is None for a in answers):
+            raise ValueError('answer_vocab: the dataset has samples without gt_answers')
+        return build_answer_vocab(answers, **spec)
+    return list(spec)
+
+
+@MODELS.register_module()
+class VQAHead(BaseModule):
+    """Scores every answer of a fixed vocabulary (VQA as classification).
+
+    Args:
+        in_dim: size of the fused vector (filled in by the model).
+        answer_vocab: list of answers, a file, or ``dict(dataset=..., min_count=...)``
+            (see :func:`load_answer_vocab`).
+        hidden_dim: an MLP hidden layer (0: a single linear layer).
+        dropout: before the classifier.
+        loss: default sigmoid cross-entropy against VQA soft scores summed over
+            answers (Teney et al., 2018, "Tips and Tricks for VQA").
+        topk: how many answers :meth:`predict` keeps in ``pred_topk``.
+
+    Input: (B, in_dim). Output: (B, A) logits, A = ``len(answer_vocab)``.
+    Targets: for each answer, the official VQA accuracy predicting it would
+    score (``vqa_soft_scores`` of the 10 annotator answers).
+    """
+
+    def __init__(self, in_dim: int, answer_vocab: Union[str, Sequence[str], dict],
+                 hidden_dim: int = 512, dropout: float = 0.2,
+                 loss: Optional[dict] = None, topk: int = 5,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.answers = load_answer_vocab(answer_vocab)
+        if not self.answers:
+            raise ValueError('VQAHead: the answer vocabulary is empty')
+        self.answer_to_idx = {a: i for i, a in enumerate(self.answers)}
+        layers: List[nn.Module] = []
+        if hidden_dim:
+            layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
+            in_dim = hidden_dim
+        layers += [nn.Dropout(dropout), nn.Linear(in_dim, len(self.answers))]
+        self.classifier = nn.Sequential(*layers)
+        self.loss_module = MODELS.build(loss or dict(
+            type='CrossEntropyLoss', use_sigmoid=True, class_reduction='sum'))
+        self.topk = topk
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.classifier(feats)
+
+    def soft_targets(self, data_samples: Sequence[MultiModalDataSample],
+                     device: torch.device) -> torch.Tensor:
+        """(B, A) VQA soft scores of the vocabulary answers."""
+        targets = torch.zeros(len(data_samples), len(self.answers))
+        for i, sample in enumerate(data_samples):
+            for answer, score in vqa_soft_scores(sample.gt_answers).items():
+                idx = self.answer_to_idx.get(answer)
+                if idx is not None:
+                    targets[i, idx] = score
+        return targets.to(device)
+
+    def loss(self, feats: torch.Tensor,
+             data_samples: Sequence[MultiModalDataSample]) -> Dict[str, torch.Tensor]:
+        logits = self(feats)
+        return dict(loss=self.loss_module(logits, self.soft_targets(data_samples, logits.device)))
+
+    def predict(self, feats: torch.Tensor,
+                data_samples: Optional[Sequence[MultiModalDataSample]] = None
+                ) -> List[MultiModalDataSample]:
+        scores = self(feats).sigmoid()
+        top_scores, top_idx = scores.topk(min(self.topk, scores.size(1)), dim=1)
+        if data_samples is None:
+            data_samples = [MultiModalDataSample() for _ in range(scores.size(0))]
+        for sample, s, ts, ti in zip(data_samples, scores, top_scores, top_idx):
+            sample.pred_score = s.detach()
+            sample.pred_answer = self.answers[int(ti[0])]
+            sample.set_field([self.answers[int(i)] for i in ti], 'pred_topk_answers')
+            sample.set_field(ts.detach(), 'pred_topk_scores')
+        return list(data_samples)
+
+    # The answer list travels with the weights (plain strings: weights-only safe).
+    def get_extra_state(self) -> dict:
+        return dict(answers=list(self.answers))
+
+    def set_extra_state(self, state: Optional[dict]) -> None:
+        answers = (state or {}).get('answers')
+        if not answers or answers == self.answers:
+            return
+        if len(answers) != len(self.answers):
+            raise ValueError(f'VQAHead: the checkpoint was trained with {len(answers)} answers, '
+                             f'this model has {len(self.answers)}; build the head with the '
+                             'checkpoint\'s answer vocabulary (answer_vocab.txt in its work dir)')
+        print_log('VQAHead: the answer vocabulary in the checkpoint differs from the one built '
+                  'from the config; using the checkpoint\'s.', logger='current')
+        self.answers = list(answers)
+        self.answer_to_idx = {a: i for i, a in enumerate(self.answers)}
+
+    def save_vocabulary(self, out_dir: str) -> None:
+        """Write ``out_dir/answer_vocab.txt``, one answer a line, in index order."""
+        with open(osp.join(out_dir, 'answer_vocab.txt'), 'w', encoding='utf-8') as f:
+            f.write('\n'.join(self.answers) + '\n')
+
+
+__all__ = ['VQAHead', 'load_answer_vocab']

@@ -1,0 +1,3 @@
+from .data_sample import MultiModalDataSample
+
+__all__ = ['MultiModalDataSample']

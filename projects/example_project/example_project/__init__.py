@@ -1,0 +1,3 @@
+from .product_fusion import ProductFusion
+
+__all__ = ['ProductFusion']

@@ -1,0 +1,74 @@
+"""Shared fixtures: a small MMShapes copy and configs that train on it in seconds."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SMALL_MMSHAPES = dict(num_train=48, num_val=16, img_size=64, seed=0)
+
+
+@pytest.fixture(scope='session')
+def mmshapes_root(tmp_path_factory) -> str:
+    """A small MMShapes dataset, generated once per test session."""
+    from mmfusion.datasets.mmshapes import ensure_mmshapes
+
+    root = str(tmp_path_factory.mktemp('data') / 'mmshapes')
+    ensure_mmshapes(root, **SMALL_MMSHAPES)
+    return root
+
+
+def point_datasets_at(cfg, data_root: str) -> None:
+    """Make every MMShapes dataset in ``cfg`` (data loaders, and the copies the
+    tokenizer and answer vocabulary read) use the small copy at ``data_root``."""
+    def visit(node):
+        if isinstance(node, dict):
+            if str(node.get('type', '')).startswith('MMShapes'):
+                node['data_root'] = data_root
+                node['mmshapes'] = dict(SMALL_MMSHAPES)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                visit(value)
+    visit(cfg._cfg_dict)
+
+
+def small_cfg(config: str, data_root: str, work_dir: str, max_epochs: int = 2,
+              extra: dict = None) -> str:
+    """Write a copy of ``config`` that trains quickly on the small MMShapes copy."""
+    from mmengine.config import Config
+
+    import mmfusion  # noqa: F401
+
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config) if not osp.isabs(config) else config)
+    point_datasets_at(cfg, data_root)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].batch_size = 16
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.train_cfg.max_epochs = max_epochs
+    cfg.default_hooks.logger.interval = 1
+    if extra:
+        cfg.merge_from_dict(extra)
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, 'small_' + osp.basename(config))
+    cfg.dump(path)
+    return path
+
+
+def run_tool(args, cwd: str = None, timeout: int = 600,
+             env: dict = None) -> subprocess.CompletedProcess:
+    """Run a command line (python tools, torchrun scripts) and fail with its output."""
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    proc = subprocess.run(args, cwd=cwd or REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(map(str, args))} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}')
+    return proc
+
+
+PYTHON = sys.executable

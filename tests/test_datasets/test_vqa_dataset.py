@@ -1,0 +1,85 @@
+"""The VQAv2-format dataset, the pipeline and the tokenizers."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from conftest import SMALL_MMSHAPES
+from mmengine.dataset import Compose, pseudo_collate
+
+from mmfusion.datasets import MMShapesVQADataset, VQAv2Dataset, WordLevelTokenizer
+from mmfusion.datasets.tokenizers import tokenizer_from_state, tokenizer_state
+from mmfusion.utils import register_all_modules
+
+register_all_modules()
+
+
+def test_vqav2_dataset_reads_the_official_format(mmshapes_root):
+    ds = VQAv2Dataset(data_root=mmshapes_root,
+                      question_file='vqa/v2_OpenEnded_mmshapes_val_questions.json',
+                      ann_file='vqa/v2_mmshapes_val_annotations.json',
+                      data_prefix=dict(img_path='images/val'),
+                      img_file_template='{image_id:06d}.png')
+    questions = json.load(open(osp.join(
+        mmshapes_root, 'vqa/v2_OpenEnded_mmshapes_val_questions.json')))['questions']
+    assert len(ds) == len(questions) == 4 * SMALL_MMSHAPES['num_val']
+    info = ds.get_data_info(0)
+    assert info['question'] == questions[0]['question']
+    assert osp.isfile(info['img_path'])
+    assert len(info['gt_answers']) == 10
+    assert info['answer_type'] in {'yes/no', 'number', 'other'}
+
+
+def test_dataset_errors_name_the_file(tmp_path, mmshapes_root):
+    with pytest.raises(FileNotFoundError, match='VQA question file not found'):
+        VQAv2Dataset(data_root=str(tmp_path), question_file='missing.json')
+    bad = tmp_path / 'q.json'
+    bad.write_text('{not json')
+    with pytest.raises(ValueError, match=r'q\.json is not valid JSON'):
+        VQAv2Dataset(data_root=str(tmp_path), question_file='q.json')
+    bad.write_text(json.dumps({'questions': [{'image_id': 1, 'question': 'x?'}]}))
+    with pytest.raises(KeyError, match='question_id'):
+        VQAv2Dataset(data_root=str(tmp_path), question_file='q.json')
+    with pytest.raises(ValueError, match='split'):
+        MMShapesVQADataset(split='test', data_root=mmshapes_root)
+
+
+def test_pipeline_packs_image_question_and_answers(mmshapes_root):
+    ds = MMShapesVQADataset(split='train', data_root=mmshapes_root, mmshapes=SMALL_MMSHAPES,
+                            pipeline=[dict(type='LoadImageFromFile'),
+                                      dict(type='PackMultiModalInputs',
+                                           inputs=dict(image='img', text='question'))])
+    item = ds[0]
+    assert set(item['inputs']) == {'image', 'text'}
+    img = item['inputs']['image']
+    assert img.shape == (3, 64, 64) and img.dtype == torch.uint8
+    assert item['inputs']['text'] == ds.get_data_info(0)['question']
+    assert item['data_samples'].gt_answers == ds.get_data_info(0)['gt_answers']
+    batch = pseudo_collate([ds[0], ds[1]])
+    assert len(batch['inputs']['image']) == 2 and len(batch['inputs']['text']) == 2
+    assert Compose([]) is not None
+
+
+def test_word_tokenizer_is_deterministic_and_round_trips():
+    texts = ['What color is the circle?', 'how many squares are there?', 'what shape?']
+    a, b = WordLevelTokenizer(texts=texts), WordLevelTokenizer(texts=list(reversed(texts)))
+    assert a.get_vocab() == b.get_vocab()
+    # most frequent word first after the 4 special tokens, ties alphabetically
+    assert a.convert_ids_to_tokens([4, 5]) == ['?', 'what']  # seen 3 and 2 times
+    enc = a(['what color is the triangle ?'])['input_ids'][0]
+    assert enc[0] == a.cls_token_id and enc[-1] == a.sep_token_id
+    assert a.unk_token_id in enc  # 'triangle' was never seen
+    restored = tokenizer_from_state(tokenizer_state(a))
+    assert restored(texts)['input_ids'] == a(texts)['input_ids']
+    assert restored.pad_token_id == a.pad_token_id == 0
+
+
+def test_word_tokenizer_caps_the_vocabulary_and_reads_datasets(mmshapes_root):
+    tok = WordLevelTokenizer(dataset=dict(type='MMShapesVQADataset', data_root=mmshapes_root,
+                                          split='train', mmshapes=SMALL_MMSHAPES),
+                             text_key='question', max_vocab_size=10)
+    assert len(tok) == 10
+    with pytest.raises(KeyError, match='no .nope. field'):
+        WordLevelTokenizer(dataset=dict(type='MMShapesVQADataset', data_root=mmshapes_root,
+                                        split='train', mmshapes=SMALL_MMSHAPES),
+                           text_key='nope')

@@ -1,0 +1,129 @@
+"""Training throughput of a config: end to end vs. compute-only vs. data pipeline.
+
+    python tools/analysis_tools/benchmark.py CONFIG [--iters 60] [--warmup 10]
+
+Measures, in one process and one run (so the ratios are comparable on a noisy
+machine):
+
+1. end to end: MMEngine's Runner training loop with the config's data loader,
+   data preprocessor, hooks and logging (validation and checkpoints off);
+2. compute-only bound: the same model and optimizer in a bare PyTorch loop
+   (forward, backward, clip, step) over batches collated and preprocessed in
+   advance;
+3. data pipeline alone: iterating the config's training data loader.
+
+and prints samples/s of each and the ratios end-to-end / compute-only and
+pipeline / end-to-end.
+"""
+import argparse
+import tempfile
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+import mmfusion  # noqa: F401
+from mmfusion.utils import register_all_modules
+
+
+class ThroughputHook(Hook):
+    """Times training iterations after a warm-up."""
+    priority = 'LOWEST'
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = None
+        self.end = None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def end_to_end(runner: Runner, warmup: int, iters: int) -> float:
+    hook = ThroughputHook(warmup)
+    runner.register_hook(hook)
+    runner.train()
+    batch = runner.train_dataloader.batch_size
+    return iters * batch / (hook.end - hook.start)
+
+
+def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
+    model, optimizer = runner.model, runner.optim_wrapper.optimizer
+    clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
+    loader = iter(runner.train_dataloader)
+    batches = [model.data_preprocessor(next(loader), True) for _ in range(min(iters, 20))]
+    model.train()
+
+    def step(data):
+        losses = model(**data, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    for i in range(warmup):
+        step(batches[i % len(batches)])
+    start = time.perf_counter()
+    for i in range(iters):
+        step(batches[i % len(batches)])
+    elapsed = time.perf_counter() - start
+    return iters * runner.train_dataloader.batch_size / elapsed
+
+
+def pipeline_only(runner: Runner, warmup: int, iters: int) -> float:
+    loader = runner.train_dataloader
+    it = iter(loader)
+    for _ in range(warmup):
+        next(it)
+    start = time.perf_counter()
+    n = 0
+    for _ in range(iters):
+        try:
+            n += len(next(it)['data_samples'])
+        except StopIteration:
+            it = iter(loader)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--iters', type=int, default=60, help='timed iterations')
+    parser.add_argument('--warmup', type=int, default=10, help='untimed iterations first')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = tempfile.mkdtemp(prefix='mmfusion_benchmark_')
+    cfg.train_cfg = dict(by_epoch=False, max_iters=args.warmup + args.iters,
+                         val_interval=10**9)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.param_scheduler = None  # schedules change no compute
+    cfg.default_hooks.checkpoint = None
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+
+    e2e = end_to_end(runner, args.warmup, args.iters)
+    bound = compute_only(runner, cfg, args.warmup, args.iters)
+    data = pipeline_only(runner, args.warmup, args.iters)
+    print(f'config: {args.config}  batch size: {runner.train_dataloader.batch_size}  '
+          f'threads: {torch.get_num_threads()}')
+    print(f'end-to-end training  : {e2e:8.1f} samples/s')
+    print(f'compute-only bound   : {bound:8.1f} samples/s')
+    print(f'data pipeline alone  : {data:8.1f} samples/s')
+    print(f'end-to-end / compute-only = {e2e / bound:.3f}')
+    print(f'pipeline / end-to-end     = {data / e2e:.3f}')
+
+
+if __name__ == '__main__':
+    main()

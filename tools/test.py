@@ -1,0 +1,74 @@
+"""Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
+
+Prints the metrics as a table and writes them as a flat JSON dict
+(metric name -> number) to ``<work-dir>/metrics.json``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+from terminaltables import AsciiTable
+
+import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
+from mmfusion.utils import distributed_model_wrapper_cfg, init_distributed, register_all_modules
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (evaluate) an mmfusion model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where logs and metrics.json go '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=32')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def metrics_table(metrics: dict) -> str:
+    rows = [['metric', 'value']]
+    rows += [[k, f'{v:.4f}' if isinstance(v, float) else str(v)] for k, v in metrics.items()]
+    return AsciiTable(rows, title='Test results').table
+
+
+def main() -> None:
+    args = parse_args()
+    register_all_modules()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.launcher != 'none':
+        init_distributed(args.launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
+        cfg.model_wrapper_cfg = distributed_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))
+
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if is_main_process():
+        flat = {k: (float(v) if hasattr(v, '__float__') else v) for k, v in metrics.items()}
+        print(metrics_table(flat))
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        out = osp.join(cfg.work_dir, 'metrics.json')
+        with open(out, 'w', encoding='utf-8') as f:
+            json.dump(flat, f, indent=2)
+        print(f'metrics written to {out}')
+
+
+if __name__ == '__main__':
+    main()
