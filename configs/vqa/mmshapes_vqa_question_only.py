@@ -1,5 +1,5 @@
-# Ablation: the question alone, no image (same text encoder and schedule).
-# Shows how much of mmshapes_vqa.py's accuracy needs the picture.
+# Ablation: the question alone, no image (same text encoder, head and
+# schedule). Shows how much of mmshapes_vqa.py's accuracy needs the picture.
 _base_ = './mmshapes_vqa.py'
 
 text_only_pipeline = [dict(type='PackMultiModalInputs', inputs=dict(text='question'))]
@@ -9,5 +9,6 @@ test_dataloader = dict(dataset=dict(pipeline=text_only_pipeline))
 
 model = dict(
     encoders=dict(image=None),
-    fusion=dict(_delete_=True, type='ConcatFusion', out_dim=512),
+    fusion=dict(_delete_=True, type='ConcatFusion', out_dim=512, hidden_dims=[1024],
+                dropout=0.1),
 )

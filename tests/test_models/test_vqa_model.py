@@ -61,7 +61,7 @@ def test_sizes_are_filled_in_and_mismatches_caught_at_build(cfg):
     with pytest.raises(ValueError, match=r"in_dims\['image'\]=7 but the image encoder outputs"):
         MODELS.build(bad)
     bad = copy.deepcopy(cfg.model)
-    bad.encoders.text.config.vocab_size = 8
+    bad.encoders.text.vocab_size = 8
     with pytest.raises(ValueError, match='tokenizer has .* tokens but model.encoders.text'):
         MODELS.build(bad)
 

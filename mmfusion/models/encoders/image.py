@@ -1,6 +1,6 @@
 """Image encoders built from timm models."""
 import os.path as osp
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -18,17 +18,23 @@ class TimmEncoder(BaseEncoder):
         checkpoint: a local weights file (timm's ``pretrained_cfg_overlay``);
             None for random initialisation. Never downloads.
         in_chans: input channels (3 for RGB, 1 for depth).
+        out_indices: take feature maps of these stages (timm's
+            ``features_only``) instead of the full network: ``(2,)`` stops at
+            stride 8 for a finer grid, ``(1, 2, 3, 4)`` gives a pyramid for
+            dense tasks. None: the whole network's final features.
         frozen: keep the weights fixed (no gradients, eval-mode norm layers).
         **kwargs: passed to ``timm.create_model`` (``drop_rate``, ``img_size`` ...).
 
     Input: (B, in_chans, H, W). Output :class:`ModalityFeatures`:
         tokens (B, h*w, D) grid cells of the last feature map (or the ViT
         tokens), pooled (B, D) their mean (or the model's own pre-logits
-        pooling), D = ``out_dim`` = the model's ``num_features``.
+        pooling), maps the feature maps of ``out_indices`` (if given);
+        D = ``out_dim`` = channels of the last map.
     """
 
     def __init__(self, model_name: str, checkpoint: Optional[str] = None, in_chans: int = 3,
-                 frozen: bool = False, init_cfg: Optional[dict] = None, **kwargs) -> None:
+                 out_indices: Optional[Sequence[int]] = None, frozen: bool = False,
+                 init_cfg: Optional[dict] = None, **kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
 
@@ -38,13 +44,19 @@ class TimmEncoder(BaseEncoder):
         if checkpoint is not None and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'TimmEncoder: checkpoint file not found: {checkpoint}')
         overlay = dict(file=checkpoint) if checkpoint else None
+        if out_indices is not None:
+            kwargs.update(features_only=True, out_indices=tuple(out_indices))
+        else:
+            kwargs.update(num_classes=0, global_pool='')
         self.model = timm.create_model(model_name, pretrained=checkpoint is not None,
-                                       pretrained_cfg_overlay=overlay, num_classes=0,
-                                       global_pool='', in_chans=in_chans, **kwargs)
+                                       pretrained_cfg_overlay=overlay, in_chans=in_chans,
+                                       **kwargs)
         # timm initialises (or loads) its own weights; MMEngine's init_weights
         # must not re-initialise them.
         self.model.is_init = True
-        self.out_dim = int(self.model.num_features)
+        self.features_only = out_indices is not None
+        self.out_dim = int(self.model.feature_info.channels()[-1] if self.features_only
+                           else self.model.num_features)
         self.frozen = frozen
         if frozen:
             self.model.requires_grad_(False)
@@ -56,6 +68,11 @@ class TimmEncoder(BaseEncoder):
         return self
 
     def forward(self, x: torch.Tensor) -> ModalityFeatures:
+        if self.features_only:
+            maps = self.model(x)
+            last = maps[-1]
+            return ModalityFeatures(pooled=last.mean(dim=(2, 3)),
+                                    tokens=last.flatten(2).transpose(1, 2), maps=maps)
         feats = self.model.forward_features(x)
         if feats.ndim == 4:  # CNN: (B, D, h, w) grid
             tokens = feats.flatten(2).transpose(1, 2)

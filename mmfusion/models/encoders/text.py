@@ -37,8 +37,9 @@ class HFTextEncoder(BaseEncoder):
         if (config is None) == (pretrained is None):
             raise ValueError('HFTextEncoder needs exactly one of config=dict(model_type=...) '
                              'and pretrained=<local folder>')
-        if pooling not in ('cls', 'mean'):
-            raise ValueError(f"HFTextEncoder: pooling must be 'cls' or 'mean', got {pooling!r}")
+        if pooling not in ('cls', 'mean', 'sum'):
+            raise ValueError(f"HFTextEncoder: pooling must be 'cls', 'mean' or 'sum', "
+                             f'got {pooling!r}')
         if pretrained is not None:
             if not osp.isdir(pretrained):
                 raise FileNotFoundError(f'HFTextEncoder: pretrained must be a local folder '
@@ -50,6 +51,10 @@ class HFTextEncoder(BaseEncoder):
             if model_type is None:
                 raise ValueError('HFTextEncoder: config needs model_type, e.g. "bert"')
             self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
+        # The pooled view comes from ``pooling``; a BERT-style pooler head
+        # would be parameters that never get a gradient (and break DDP).
+        if getattr(self.model, 'pooler', None) is not None:
+            self.model.pooler = None
         # transformers initialised (or loaded) the weights; keep MMEngine's
         # init_weights from touching them.
         self.model.is_init = True
@@ -70,5 +75,52 @@ class HFTextEncoder(BaseEncoder):
         mask = x['attention_mask']
         tokens = self.model(input_ids=x['input_ids'], attention_mask=mask).last_hidden_state
         mask = mask.bool()
-        pooled = tokens[:, 0] if self.pooling == 'cls' else masked_mean(tokens, mask)
+        if self.pooling == 'cls':
+            pooled = tokens[:, 0]
+        elif self.pooling == 'mean':
+            pooled = masked_mean(tokens, mask)
+        else:
+            pooled = (tokens * mask.unsqueeze(-1).to(tokens.dtype)).sum(dim=1)
+        return ModalityFeatures(pooled=pooled, tokens=tokens, mask=mask)
+
+
+@MODELS.register_module()
+class WordEmbeddingEncoder(BaseEncoder):
+    """A bag of learned word embeddings: the classic VQA question baseline.
+
+    The "BoW Q" question model of Antol et al., "VQA: Visual Question
+    Answering", ICCV 2015. A transformer trained from scratch on a small
+    dataset learns slowly (it first has to learn which token matters);
+    summed word embeddings carry every word's identity from the first step,
+    which is what a small, fast model on a synthetic dataset needs. For
+    pretrained or large-data text models use :class:`HFTextEncoder`.
+
+    Args:
+        vocab_size: number of token ids (at least the tokenizer's size).
+        embed_dim: size D of each word vector.
+        pooling: ``'sum'`` (keeps each word's full weight) or ``'mean'``.
+        padding_idx: id of the padding token (its embedding stays zero).
+
+    Input: ``dict(input_ids=(B, L), attention_mask=(B, L))``. Output
+    :class:`ModalityFeatures`: tokens (B, L, D), mask (B, L), pooled (B, D).
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 128, pooling: str = 'sum',
+                 padding_idx: int = 0, init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if pooling not in ('sum', 'mean'):
+            raise ValueError(f"WordEmbeddingEncoder: pooling must be 'sum' or 'mean', "
+                             f'got {pooling!r}')
+        self.embedding = torch.nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
+        self.pooling = pooling
+        self.out_dim = int(embed_dim)
+        self.vocab_size = int(vocab_size)
+
+    def forward(self, x: Dict[str, torch.Tensor]) -> ModalityFeatures:
+        mask = x['attention_mask'].bool()
+        tokens = self.embedding(x['input_ids'])
+        if self.pooling == 'mean':
+            pooled = masked_mean(tokens, mask)
+        else:
+            pooled = (tokens * mask.unsqueeze(-1).to(tokens.dtype)).sum(dim=1)
         return ModalityFeatures(pooled=pooled, tokens=tokens, mask=mask)

@@ -1,6 +1,6 @@
 from .attention import TopDownAttentionFusion
 from .base import BaseTokenFusion, BaseVectorFusion
-from .bilinear import MFBFusion
+from .bilinear import MFBFusion, MLBFusion
 from .concat import ConcatFusion
 
 __all__ = [
@@ -8,5 +8,6 @@ __all__ = [
     'BaseVectorFusion',
     'ConcatFusion',
     'MFBFusion',
+    'MLBFusion',
     'TopDownAttentionFusion'
 ]

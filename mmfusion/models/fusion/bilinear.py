@@ -94,3 +94,62 @@ class MFBFusion(BaseVectorFusion):
         pooled = torch.sign(pooled) * (
             torch.sqrt(pooled.abs() + self.eps) - math.sqrt(self.eps))
         return F.normalize(pooled, p=2, dim=-1)
+
+
+@MODELS.register_module()
+class MLBFusion(BaseVectorFusion):
+    """Multimodal Low-rank Bilinear pooling (MLB).
+
+    Kim et al., "Hadamard Product for Low-rank Bilinear Pooling", ICLR 2017:
+    ``z = P (tanh(U_1 x_1) * tanh(U_2 x_2) * ...)``, a rank-``hidden_dim``
+    bilinear (multilinear, for more modalities) map.
+
+    Args:
+        in_dims: modality -> feature size D_m; at least two modalities.
+        out_dim: size of the fused vector.
+        hidden_dim: rank of the factorisation (size of the Hadamard product).
+        dropout: dropout probability on the product.
+
+    Inputs:
+        feats: modality -> Tensor (B, D_m).
+        mask: optional modality -> BoolTensor (B,), False where missing.
+
+    Returns:
+        Tensor (B, out_dim).
+
+    Missing modality: its factor is replaced by ones for that sample, so the
+    product runs over the modalities present.
+
+    Parameter count: ``sum_m (D_m + 1) * hidden_dim + (hidden_dim + 1) * out_dim``.
+    """
+
+    def __init__(self,
+                 in_dims: dict[str, int],
+                 out_dim: int,
+                 hidden_dim: int = 1024,
+                 dropout: float = 0.1,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(in_dims, out_dim, init_cfg=init_cfg)
+        if len(self.in_dims) < 2:
+            raise ValueError(f'MLBFusion fuses at least 2 modalities, got in_dims with '
+                             f'{len(self.in_dims)}: {sorted(self.in_dims)}; use '
+                             f'ConcatFusion for a unimodal baseline')
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f'MLBFusion: dropout must be in [0, 1), got {dropout}')
+        self.proj = nn.ModuleDict({name: nn.Linear(dim, hidden_dim)
+                                   for name, dim in self.in_dims.items()})
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_dim, self.out_dim)
+
+    def forward(self, feats: dict[str, torch.Tensor],
+                mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        self.check_inputs(feats)
+        mask = mask or {}
+        joint: torch.Tensor | None = None
+        for name in self.modalities:
+            present = mask.get(name)
+            x = fill_missing(feats[name], present, 0.0, name, type(self).__name__)
+            z = fill_missing(torch.tanh(self.proj[name](x)), present, 1.0, name,
+                             type(self).__name__)
+            joint = z if joint is None else joint * z
+        return self.out(self.dropout(joint))

@@ -89,7 +89,11 @@ class VQAHead(BaseModule):
     def loss(self, feats: torch.Tensor,
              data_samples: Sequence[MultiModalDataSample]) -> Dict[str, torch.Tensor]:
         logits = self(feats)
-        return dict(loss=self.loss_module(logits, self.soft_targets(data_samples, logits.device)))
+        targets = self.soft_targets(data_samples, logits.device)
+        if not getattr(self.loss_module, 'use_sigmoid', True):
+            # softmax cross-entropy needs a distribution over answers
+            targets = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-6)
+        return dict(loss=self.loss_module(logits, targets))
 
     def predict(self, feats: torch.Tensor,
                 data_samples: Optional[Sequence[MultiModalDataSample]] = None

@@ -1,0 +1,49 @@
+"""Every shipped config parses, keeps to two levels of _base_, and builds its model."""
+import ast
+import glob
+import os.path as osp
+
+import pytest
+import torch.nn as nn
+from conftest import REPO_ROOT, point_datasets_at
+from mmengine.config import Config
+
+from mmfusion.registry import MODELS
+from mmfusion.utils import register_all_modules
+
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py'))
+                 if '_base_' not in p)
+
+
+def base_depth(path: str) -> int:
+    """Levels of ``_base_`` inheritance above a config file."""
+    tree = ast.parse(open(path).read())
+    bases = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', '') == '_base_'
+                                                for t in node.targets):
+            value = ast.literal_eval(node.value)
+            bases = [value] if isinstance(value, str) else list(value)
+    if not bases:
+        return 0
+    return 1 + max(base_depth(osp.join(osp.dirname(path), b)) for b in bases)
+
+
+def test_base_depth_counts_levels():
+    assert base_depth(osp.join(REPO_ROOT, 'configs/_base_/default_runtime.py')) == 0
+    assert base_depth(osp.join(REPO_ROOT, 'configs/vqa/mmshapes_vqa.py')) == 1
+    assert base_depth(osp.join(REPO_ROOT, 'configs/vqa/mmshapes_vqa_mfb.py')) == 2
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(p, REPO_ROOT) for p in CONFIGS])
+def test_config_builds_its_model(path, mmshapes_root):
+    assert base_depth(path) <= 2
+    register_all_modules()
+    cfg = Config.fromfile(path)
+    point_datasets_at(cfg, mmshapes_root)
+    model = MODELS.build(cfg.model)
+    first_linear = next(m for m in model.head.modules() if isinstance(m, nn.Linear))
+    assert first_linear.in_features == model.fusion.out_dim
+    packed = [t for t in cfg.train_dataloader.dataset.pipeline
+              if t['type'] == 'PackMultiModalInputs'][0]['inputs']
+    assert set(packed) == set(model.encoders)
