@@ -1,4 +1,6 @@
 from .dist import distributed_model_wrapper_cfg, init_distributed
+from .extra_state import decode_extra_state, encode_extra_state
 from .setup_env import register_all_modules
 
-__all__ = ['distributed_model_wrapper_cfg', 'init_distributed', 'register_all_modules']
+__all__ = ['decode_extra_state', 'distributed_model_wrapper_cfg', 'encode_extra_state',
+           'init_distributed', 'register_all_modules']

@@ -1,5 +1,5 @@
 """Batch preparation for every modality: stack, pad, normalise, tokenise, move."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -8,6 +8,7 @@ from mmengine.model.utils import stack_batch
 
 from mmfusion.datasets.tokenizers import build_tokenizer, tokenizer_from_state, tokenizer_state
 from mmfusion.registry import MODELS
+from mmfusion.utils.extra_state import decode_extra_state, encode_extra_state
 
 
 @MODELS.register_module()
@@ -98,12 +99,13 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
             batch = (batch - getattr(self, f'{name}_mean')) / getattr(self, f'{name}_std')
         return batch
 
-    # The vocabularies travel with the weights (plain strings: weights-only safe).
-    def get_extra_state(self) -> dict:
-        return {name: tokenizer_state(tok) for name, tok in self.tokenizers.items()}
+    # The vocabularies travel with the weights (see mmfusion.utils.extra_state).
+    def get_extra_state(self) -> torch.Tensor:
+        return encode_extra_state(
+            {name: tokenizer_state(tok) for name, tok in self.tokenizers.items()})
 
-    def set_extra_state(self, state: Optional[dict]) -> None:
-        for name, tok_state in (state or {}).items():
+    def set_extra_state(self, state) -> None:
+        for name, tok_state in (decode_extra_state(state) or {}).items():
             restored = tokenizer_from_state(tok_state)
             current = self.tokenizers.get(name)
             if current is not None and restored.get_vocab() != current.get_vocab():

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from mmfusion.evaluation.functional import build_answer_vocab, vqa_soft_scores
 from mmfusion.registry import DATASETS, MODELS
 from mmfusion.structures import MultiModalDataSample
+from mmfusion.utils.extra_state import decode_extra_state, encode_extra_state
 
 
 def load_answer_vocab(spec: Union[str, Sequence[str], dict]) -> List[str]:
@@ -109,12 +110,12 @@ class VQAHead(BaseModule):
             sample.set_field(ts.detach(), 'pred_topk_scores')
         return list(data_samples)
 
-    # The answer list travels with the weights (plain strings: weights-only safe).
-    def get_extra_state(self) -> dict:
-        return dict(answers=list(self.answers))
+    # The answer list travels with the weights (see mmfusion.utils.extra_state).
+    def get_extra_state(self) -> torch.Tensor:
+        return encode_extra_state(dict(answers=list(self.answers)))
 
-    def set_extra_state(self, state: Optional[dict]) -> None:
-        answers = (state or {}).get('answers')
+    def set_extra_state(self, state) -> None:
+        answers = (decode_extra_state(state) or {}).get('answers')
         if not answers or answers == self.answers:
             return
         if len(answers) != len(self.answers):
