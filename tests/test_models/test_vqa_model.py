@@ -39,6 +39,8 @@ def test_forward_modes(cfg, batch):
     preds = model(**data, mode='predict')
     assert all(p.pred_answer in model.head.answers for p in preds)
     assert preds[0].pred_score.shape == (len(model.head.answers),)
+    # the config trains a softmax over answers, so scores are a distribution
+    assert float(preds[0].pred_score.sum()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_soft_targets_follow_vqa_accuracy(cfg):

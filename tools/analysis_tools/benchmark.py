@@ -1,6 +1,6 @@
 """Training throughput of a config: end to end vs. compute-only vs. data pipeline.
 
-    python tools/analysis_tools/benchmark.py CONFIG [--iters 60] [--warmup 10]
+    python tools/analysis_tools/benchmark.py CONFIG [--iters 120] [--warmup 10]
 
 Measures, in one process and one run (so the ratios are comparable on a noisy
 machine):
@@ -94,7 +94,7 @@ def pipeline_only(runner: Runner, warmup: int, iters: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
-    parser.add_argument('--iters', type=int, default=60, help='timed iterations')
+    parser.add_argument('--iters', type=int, default=120, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=10, help='untimed iterations first')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()

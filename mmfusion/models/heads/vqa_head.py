@@ -99,7 +99,10 @@ class VQAHead(BaseModule):
     def predict(self, feats: torch.Tensor,
                 data_samples: Optional[Sequence[MultiModalDataSample]] = None
                 ) -> List[MultiModalDataSample]:
-        scores = self(feats).sigmoid()
+        logits = self(feats)
+        # scores on the scale the loss trained: independent sigmoids, or a softmax
+        use_sigmoid = getattr(self.loss_module, 'use_sigmoid', True)
+        scores = logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)
         top_scores, top_idx = scores.topk(min(self.topk, scores.size(1)), dim=1)
         if data_samples is None:
             data_samples = [MultiModalDataSample() for _ in range(scores.size(0))]
