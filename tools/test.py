@@ -8,13 +8,13 @@ import json
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 from terminaltables import AsciiTable
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
-from mmfusion.utils import distributed_model_wrapper_cfg, init_distributed, register_all_modules
+from mmfusion.utils import load_tool_config, register_all_modules
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,21 +42,11 @@ def metrics_table(metrics: dict) -> str:
 def main() -> None:
     args = parse_args()
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
-    if args.launcher != 'none':
-        init_distributed(args.launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
-        cfg.model_wrapper_cfg = distributed_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))
 
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()

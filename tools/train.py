@@ -1,13 +1,12 @@
 """Train a model from a config: ``python tools/train.py CONFIG [options]``."""
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
-from mmfusion.utils import distributed_model_wrapper_cfg, init_distributed, register_all_modules
+from mmfusion.utils import load_tool_config, register_all_modules
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,7 +18,8 @@ def parse_args() -> argparse.Namespace:
                         help='resume from the latest checkpoint in the work dir, '
                         'or from the checkpoint path given')
     parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (fp16 on GPU, bf16 on CPU)')
+                        help='automatic mixed precision (MMEngine AmpOptimWrapper, fp16 with '
+                        'dynamic loss scaling; needs a GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by total batch size / '
                         'auto_scale_lr.base_batch_size')
@@ -36,24 +36,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher)
 
     if args.amp:
         import torch
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper != 'AmpOptimWrapper':
+        if not torch.cuda.is_available():
+            # MMEngine's AmpOptimWrapper supports GPU/NPU/MLU devices only
+            raise SystemExit('--amp needs a GPU, and this machine has none (torch.cuda is '
+                             'not available); train without --amp')
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            if torch.cuda.is_available():
-                cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-            else:  # CPU autocast runs in bfloat16, which needs no loss scaling
-                cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -74,9 +67,6 @@ def main() -> None:
     args = parse_args()
     register_all_modules()
     cfg = build_config(args)
-    if args.launcher != 'none':
-        init_distributed(args.launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
-        cfg.model_wrapper_cfg = distributed_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))
     runner = Runner.from_cfg(cfg)
     runner.train()
 

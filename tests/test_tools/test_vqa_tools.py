@@ -122,3 +122,16 @@ def test_dist_train_two_cpu_processes(mmshapes_root, tmp_path):
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
     # each rank sees half of the 192 training questions per epoch: 192 / (2 * 16) = 6 iters
     assert ckpt['meta']['iter'] == 6
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message on CPU-only machines')
+def test_amp_without_gpu_is_a_clear_error(mmshapes_root, tmp_path):
+    import subprocess
+
+    cfg = small_cfg(CONFIG, mmshapes_root, str(tmp_path), max_epochs=1)
+    proc = subprocess.run([PYTHON, 'tools/train.py', cfg, '--amp', '--work-dir', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    assert proc.returncode != 0
+    assert '--amp needs a GPU' in proc.stderr
+    assert 'Traceback' not in proc.stderr

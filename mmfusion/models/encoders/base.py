@@ -37,6 +37,22 @@ class BaseEncoder(BaseModule):
     """Base class of modality encoders.
 
     Subclasses set ``self.out_dim`` (the size D of ``pooled`` and ``tokens``)
-    in ``__init__`` and implement ``forward(x) -> ModalityFeatures``.
+    in ``__init__`` and implement ``forward(x) -> ModalityFeatures``; those
+    wrapping a library network keep it in ``self.model`` and may call
+    :meth:`freeze` on it.
     """
     out_dim: int
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        """Fix ``self.model``: no gradients, and eval mode (e.g. batch-norm
+        statistics) even while the rest of the model trains."""
+        self.frozen = True
+        self.model.requires_grad_(False)
+        self.model.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self

@@ -57,15 +57,8 @@ class TimmEncoder(BaseEncoder):
         self.features_only = out_indices is not None
         self.out_dim = int(self.model.feature_info.channels()[-1] if self.features_only
                            else self.model.num_features)
-        self.frozen = frozen
         if frozen:
-            self.model.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
+            self.freeze()
 
     def forward(self, x: torch.Tensor) -> ModalityFeatures:
         if self.features_only:

@@ -61,15 +61,8 @@ class HFTextEncoder(BaseEncoder):
         self.pooling = pooling
         self.out_dim = int(self.model.config.hidden_size)
         self.vocab_size = int(self.model.config.vocab_size)
-        self.frozen = frozen
         if frozen:
-            self.model.requires_grad_(False)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
+            self.freeze()
 
     def forward(self, x: Dict[str, torch.Tensor]) -> ModalityFeatures:
         mask = x['attention_mask']

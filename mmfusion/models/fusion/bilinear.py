@@ -11,6 +11,26 @@ from .base import BaseVectorFusion
 from .concat import fill_missing
 
 
+def masked_product(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
+                   mask: dict[str, torch.Tensor] | None, factor) -> torch.Tensor:
+    """Element-wise product over modalities of ``factor(name, x)``.
+
+    A missing modality (``mask[name]`` False for a sample) contributes ones,
+    the identity of the product, so it drops out; its input is zeroed first,
+    because the weight gradient multiplies the features and NaN in a missing
+    sample would otherwise reach it.
+    """
+    owner = type(fusion).__name__
+    mask = mask or {}
+    joint: torch.Tensor | None = None
+    for name in fusion.modalities:
+        present = mask.get(name)
+        x = fill_missing(feats[name], present, 0.0, name, owner)
+        z = fill_missing(factor(name, x), present, 1.0, name, owner)
+        joint = z if joint is None else joint * z
+    return joint
+
+
 @MODELS.register_module()
 class MFBFusion(BaseVectorFusion):
     """Multi-modal Factorized Bilinear pooling (MFB).
@@ -76,16 +96,7 @@ class MFBFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        mask = mask or {}
-        joint: torch.Tensor | None = None
-        for name in self.modalities:
-            present = mask.get(name)
-            # Zero the input first too: the weight gradient multiplies the
-            # features, so NaN in a missing sample would otherwise reach it.
-            x = fill_missing(feats[name], present, 0.0, name, type(self).__name__)
-            # Ones are the identity of the product, so a missing modality drops out.
-            z = fill_missing(self.proj[name](x), present, 1.0, name, type(self).__name__)
-            joint = z if joint is None else joint * z
+        joint = masked_product(self, feats, mask, lambda name, x: self.proj[name](x))
         joint = self.dropout(joint)
         # Sum-pooling over groups of k turns the rank-k factorisation into one
         # bilinear output per unit.
@@ -144,12 +155,6 @@ class MLBFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        mask = mask or {}
-        joint: torch.Tensor | None = None
-        for name in self.modalities:
-            present = mask.get(name)
-            x = fill_missing(feats[name], present, 0.0, name, type(self).__name__)
-            z = fill_missing(torch.tanh(self.proj[name](x)), present, 1.0, name,
-                             type(self).__name__)
-            joint = z if joint is None else joint * z
+        joint = masked_product(self, feats, mask,
+                               lambda name, x: torch.tanh(self.proj[name](x)))
         return self.out(self.dropout(joint))
