@@ -30,10 +30,13 @@ def _is_installed(package: str) -> bool:
 
 
 def _mmfusion_config_root() -> str:
-    """``.mim/configs`` inside an installed package, else the source tree's configs/."""
+    """The source tree's configs/ in a checkout (editable install), else the
+    copy a wheel ships in ``mmfusion/.mim/configs``."""
     pkg = _installed_path('mmfusion')
-    mim = osp.join(pkg, '.mim', 'configs')
-    return mim if osp.isdir(mim) else osp.join(osp.dirname(pkg), 'configs')
+    repo = osp.dirname(pkg)
+    if osp.isfile(osp.join(repo, 'setup.py')) and osp.isdir(osp.join(repo, 'configs')):
+        return osp.join(repo, 'configs')
+    return osp.join(pkg, '.mim', 'configs')
 
 
 def apply_mmengine_compat() -> None:
