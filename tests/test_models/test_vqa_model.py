@@ -89,3 +89,32 @@ def test_state_dict_carries_vocabularies(cfg):
     assert other.head.answer_to_idx == model.head.answer_to_idx
     vocab = model.data_preprocessor.tokenizers['text'].get_vocab()
     assert other.data_preprocessor.tokenizers['text'].get_vocab() == vocab
+
+
+def test_model_fits_a_small_batch(cfg):
+    """With a fixed seed, 60 steps on 32 questions take training accuracy from
+    chance to near perfect: every part of the model learns together."""
+    from mmfusion.evaluation.functional import vqa_accuracy
+
+    torch.manual_seed(0)
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(pseudo_collate([ds[i] for i in range(32)]), True)
+
+    def accuracy():
+        model.eval()
+        with torch.no_grad():
+            preds = model(**data, mode='predict')
+        model.train()
+        return sum(vqa_accuracy(p.pred_answer, p.gt_answers) for p in preds) / len(preds)
+
+    before = accuracy()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for _ in range(60):
+        loss = model(**data, mode='loss')['loss']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = accuracy()
+    assert before < 0.5
+    assert after > before + 0.4 and after > 0.85

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import PYTHON, run_tool, small_cfg
+from conftest import PYTHON, REPO_ROOT, run_tool, small_cfg
 
 CONFIG = 'configs/vqa/mmshapes_vqa.py'
 
@@ -130,8 +130,7 @@ def test_amp_without_gpu_is_a_clear_error(mmshapes_root, tmp_path):
 
     cfg = small_cfg(CONFIG, mmshapes_root, str(tmp_path), max_epochs=1)
     proc = subprocess.run([PYTHON, 'tools/train.py', cfg, '--amp', '--work-dir', str(tmp_path)],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert proc.returncode != 0
     assert '--amp needs a GPU' in proc.stderr
     assert 'Traceback' not in proc.stderr
