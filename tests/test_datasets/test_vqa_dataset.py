@@ -83,3 +83,16 @@ def test_word_tokenizer_caps_the_vocabulary_and_reads_datasets(mmshapes_root):
         WordLevelTokenizer(dataset=dict(type='MMShapesVQADataset', data_root=mmshapes_root,
                                         split='train', mmshapes=SMALL_MMSHAPES),
                            text_key='nope')
+
+
+def test_hf_tokenizer_loads_a_local_folder_and_never_downloads(tmp_path):
+    from mmfusion.datasets import HFTokenizer
+
+    texts = ['what color is the circle?', 'how many squares are there?']
+    trained = WordLevelTokenizer(texts=texts)
+    trained.save_pretrained(str(tmp_path / 'tok'))
+    loaded = HFTokenizer(name_or_path=str(tmp_path / 'tok'))
+    assert loaded.is_fast
+    assert loaded(texts)['input_ids'] == trained(texts)['input_ids']
+    with pytest.raises(FileNotFoundError, match='never downloads'):
+        HFTokenizer(name_or_path='bert-base-uncased')
