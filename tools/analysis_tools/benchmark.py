@@ -7,8 +7,9 @@ machine):
 
 1. end to end: MMEngine's Runner training loop with the config's data loader,
    data preprocessor, hooks and logging (validation and checkpoints off);
-2. compute-only bound: the same model and optimizer in a bare PyTorch loop
-   (forward, backward, clip, step) over batches collated and preprocessed in
+2. compute-only bound: the same model (its data preprocessor included: it
+   is part of the model in MMEngine) and optimizer in a bare PyTorch loop
+   (preprocess, forward, backward, clip, step) over batches collated in
    advance;
 3. data pipeline alone: iterating the config's training data loader.
 
@@ -55,10 +56,11 @@ def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
     model, optimizer = runner.model, runner.optim_wrapper.optimizer
     clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
     loader = iter(runner.train_dataloader)
-    batches = [model.data_preprocessor(next(loader), True) for _ in range(min(iters, 20))]
+    batches = [next(loader) for _ in range(min(iters, 20))]
     model.train()
 
-    def step(data):
+    def step(batch):
+        data = model.data_preprocessor(batch, True)
         losses = model(**data, mode='loss')
         loss = sum(v for k, v in losses.items() if 'loss' in k)
         loss.backward()
