@@ -55,8 +55,13 @@ def end_to_end(runner: Runner, warmup: int, iters: int) -> float:
 def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
     model, optimizer = runner.model, runner.optim_wrapper.optimizer
     clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
-    loader = iter(runner.train_dataloader)
-    batches = [next(loader) for _ in range(min(iters, 20))]
+    # distinct batches, as the real loop sees: cycling a few would keep them in cache
+    batches, loader = [], iter(runner.train_dataloader)
+    while len(batches) < warmup + iters:
+        try:
+            batches.append(next(loader))
+        except StopIteration:
+            loader = iter(runner.train_dataloader)
     model.train()
 
     def step(batch):
@@ -69,11 +74,11 @@ def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
         optimizer.step()
         optimizer.zero_grad()
 
-    for i in range(warmup):
-        step(batches[i % len(batches)])
+    for batch in batches[:warmup]:
+        step(batch)
     start = time.perf_counter()
-    for i in range(iters):
-        step(batches[i % len(batches)])
+    for batch in batches[warmup:]:
+        step(batch)
     elapsed = time.perf_counter() - start
     return iters * runner.train_dataloader.batch_size / elapsed
 
