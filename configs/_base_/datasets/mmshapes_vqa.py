@@ -8,11 +8,11 @@ train_pipeline = [
 ]
 test_pipeline = train_pipeline
 
-# MMShapes images are 64x64 PNGs: the main process loads a batch in ~1/16 of
-# the time a CPU training step takes, so worker processes would only compete
-# with the model for the cores (measured with tools/analysis_tools/benchmark.py:
-# end-to-end / compute-only 0.97 with 0 workers, 0.82 with 1, 0.68 with 2 on
-# 2 cores). Raise num_workers for large images or many cores.
+# MMShapes images are 64x64 PNGs: the main process loads a batch in ~1/17 of
+# the time a CPU training step takes, so worker processes only compete with
+# the model for the cores (tools/analysis_tools/benchmark.py on 2 cores: 0 and
+# 1 workers give the same throughput, 2 workers clearly less). Raise
+# num_workers for large images or many cores.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
