@@ -59,10 +59,17 @@ def small_cfg(config: str, data_root: str, work_dir: str, max_epochs: int = 2,
     return path
 
 
-def run_tool(args, cwd: str = None, timeout: int = 600,
-             env: dict = None) -> subprocess.CompletedProcess:
-    """Run a command line (python tools, torchrun scripts) and fail with its output."""
+def run_tool(args, cwd: str = None, timeout: int = 600, env: dict = None,
+             gpu: bool = False) -> subprocess.CompletedProcess:
+    """Run a command line (python tools, torchrun scripts) and fail with its output.
+
+    The tools run on the CPU unless ``gpu``: the CPU tests (gloo, exact
+    resume) then behave the same on machines with a GPU.
+    """
     full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    if not gpu:
+        full_env['CUDA_VISIBLE_DEVICES'] = ''
+
     proc = subprocess.run(args, cwd=cwd or REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
     if proc.returncode != 0:

@@ -42,8 +42,11 @@ def test_config_builds_its_model(path, mmshapes_root):
     cfg = Config.fromfile(path)
     point_datasets_at(cfg, mmshapes_root)
     model = MODELS.build(cfg.model)
-    first_linear = next(m for m in model.head.modules() if isinstance(m, nn.Linear))
-    assert first_linear.in_features == model.fusion.out_dim
+    linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
+    if linears:
+        assert linears[0].in_features == model.fusion.out_dim
+    else:  # a head that takes the fusion's output as its logits (e.g. after LateFusion)
+        assert model.fusion.out_dim == model.head.num_classes
     packed = [t for t in cfg.train_dataloader.dataset.pipeline
               if t['type'] == 'PackMultiModalInputs'][0]['inputs']
     assert set(packed) == set(model.encoders)

@@ -25,7 +25,8 @@ class MultiModalInferencer:
 
     Call it with one input or a list, each a dict keyed by modality name as in
     the config's ``PackMultiModalInputs(inputs=...)``, e.g.
-    ``{'image': 'scene.png' or HxWx3 BGR uint8 array, 'text': 'how many circles are there?'}``.
+    ``{'image': 'scene.png' or HxWx3 BGR uint8 array, 'text': 'how many circles are there?'}``,
+    or ``{'image': ..., 'audio': 'clip.wav'}``: whatever modalities the model takes.
     Returns one dict per input: ``pred_answer``, ``topk_answers``,
     ``topk_scores`` (VQA) or ``pred_label``, ``pred_score`` (classification).
     """
@@ -62,6 +63,8 @@ class MultiModalInferencer:
             key = self.input_keys[modality]
             if key == 'img' and isinstance(value, str):
                 results['img_path'] = value
+            elif key == 'audio' and isinstance(value, str):
+                results['audio_path'] = value  # read by LoadAudioFromFile
             elif key == 'img':
                 value = np.asarray(value)
                 results.update(img=value, img_shape=value.shape[:2], ori_shape=value.shape[:2])

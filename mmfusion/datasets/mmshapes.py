@@ -30,7 +30,10 @@ classes read real data (COCO, VQAv2, RefCOCO-like refs, jsonl lists)::
         vqa/v2_OpenEnded_mmshapes_{split}_questions.json   # VQAv2 questions
         vqa/v2_mmshapes_{split}_annotations.json           # VQAv2 answers
         classification/{split}_av.jsonl          # image+audio -> sounding shape
-        classification/{split}_itm.jsonl         # image+text -> match (0/1)
+        classification/{split}_itm.jsonl         # image+text -> match (0/1);
+                                                 #   negatives: other scenes' captions
+        classification/{split}_itm_hard.jsonl    # the same, negatives: the caption
+                                                 #   of a minimally changed scene
         classification/{split}_multilabel.jsonl  # image -> colours present
 
 Ids (chosen so that a split's content never depends on the other split's
@@ -59,7 +62,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-MMSHAPES_VERSION: int = 2
+MMSHAPES_VERSION: int = 3
 
 SHAPES: Tuple[str, ...] = ('circle', 'square', 'triangle')
 COLORS: Dict[str, Tuple[int, int, int]] = {
@@ -614,7 +617,7 @@ class _SplitRecords:
         self.questions: List[dict] = []
         self.answers: List[dict] = []
         self.av: List[dict] = []
-        self.itm: List[dict] = []
+        self.itm_hard: List[dict] = []
         self.multilabel: List[dict] = []
 
 
@@ -690,10 +693,10 @@ def _generate_scene(out_dir: str, split: str, index: int, img_size: int,
         dict(img_path=files['file_name'], audio_path=files['audio_file'],
              label=SHAPES.index(sounding_shape), label_name=sounding_shape))
     false_caption = make_caption(*perturb_attributes(rng, shapes, colors))
-    records.itm.append(dict(img_path=files['file_name'], text=caption,
-                            label=1))
-    records.itm.append(dict(img_path=files['file_name'], text=false_caption,
-                            label=0))
+    records.itm_hard.append(dict(img_path=files['file_name'], text=caption,
+                                 label=1))
+    records.itm_hard.append(dict(img_path=files['file_name'],
+                                 text=false_caption, label=0))
     records.multilabel.append(
         dict(img_path=files['file_name'],
              labels=sorted({_COLOR_NAMES.index(c) for c in colors})))
@@ -707,7 +710,40 @@ def _info(split: str) -> dict:
                 url='', contributor='mmfusion')
 
 
-def _write_split(out_dir: str, split: str, rec: _SplitRecords) -> None:
+def itm_with_other_captions(itm_hard: List[dict],
+                            rng: np.random.Generator) -> List[dict]:
+    """Image-text pairs whose negatives are the captions of other scenes.
+
+    ``itm_hard`` alternates (true caption, minimally changed caption) per
+    image. Here each image's negative is the true caption of another scene
+    (a random permutation without fixed points, and never a caption equal to
+    the image's own), so every caption appears once as a positive and once
+    as a negative: text alone, like the image alone, is at chance. An image
+    for which no such caption exists (tiny splits) keeps its hard negative.
+    """
+    positives = itm_hard[::2]
+    captions = [row['text'] for row in positives]
+    n = len(captions)
+    best, best_clashes = None, n + 1
+    for _ in range(100 if n > 1 else 0):
+        perm = rng.permutation(n)
+        clashes = sum(captions[j] == captions[i] for i, j in enumerate(perm))
+        if clashes < best_clashes:
+            best, best_clashes = perm, clashes
+        if clashes == 0:
+            break
+    rows = []
+    for i, pos in enumerate(positives):
+        rows.append(pos)
+        if best is None or captions[best[i]] == captions[i]:
+            rows.append(itm_hard[2 * i + 1])
+        else:
+            rows.append(dict(pos, text=captions[best[i]], label=0))
+    return rows
+
+
+def _write_split(out_dir: str, split: str, rec: _SplitRecords,
+                 seed: int) -> None:
     ann_dir = osp.join(out_dir, 'annotations')
     categories = [dict(id=i + 1, name=s, supercategory='shape')
                   for i, s in enumerate(SHAPES)]
@@ -733,7 +769,11 @@ def _write_split(out_dir: str, split: str, rec: _SplitRecords) -> None:
 
     cls_dir = osp.join(out_dir, 'classification')
     _dump_jsonl(rec.av, osp.join(cls_dir, f'{split}_av.jsonl'))
-    _dump_jsonl(rec.itm, osp.join(cls_dir, f'{split}_itm.jsonl'))
+    # scene rngs use [seed, split, index < 1_000_000]: this one never equals them
+    itm_rng = np.random.default_rng([seed, SPLITS.index(split), 1_000_003])
+    _dump_jsonl(itm_with_other_captions(rec.itm_hard, itm_rng),
+                osp.join(cls_dir, f'{split}_itm.jsonl'))
+    _dump_jsonl(rec.itm_hard, osp.join(cls_dir, f'{split}_itm_hard.jsonl'))
     _dump_jsonl(rec.multilabel, osp.join(cls_dir,
                                          f'{split}_multilabel.jsonl'))
 
@@ -784,7 +824,7 @@ def generate_mmshapes(out_dir: str,
         for index in range(sizes[split]):
             _generate_scene(out_dir, split, index, params['img_size'],
                             params['seed'], records)
-        _write_split(out_dir, split, records)
+        _write_split(out_dir, split, records, params['seed'])
 
     meta = dict(version=MMSHAPES_VERSION, params=params,
                 classes=list(SHAPES), colors=list(COLORS), splits=sizes,

@@ -14,7 +14,8 @@ def load_tool_config(config: str, work_dir: Optional[str] = None,
     Applies ``--cfg-options``, sets the launcher and the work dir (given, or
     the config's, or ``./work_dirs/<config name>``), and for a distributed
     launcher starts the process group (gloo on CPU, nccl on GPU) and the
-    matching DDP settings.
+    matching DDP settings. ``env_cfg.torch_num_threads`` sets PyTorch's
+    intra-op threads.
     """
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -24,7 +25,15 @@ def load_tool_config(config: str, work_dir: Optional[str] = None,
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    threads = (cfg.get('env_cfg') or {}).get('torch_num_threads')
+    if threads:
+        # MMEngine's env_cfg has no thread setting; a small model on few cores
+        # can train faster with one intra-op thread and a data-loader worker
+        import torch
+        torch.set_num_threads(int(threads))
     if launcher != 'none':
-        init_distributed(launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
+        backend = init_distributed(launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
+        # recorded so that the config dumped into the work dir says what was used
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
         cfg.model_wrapper_cfg = distributed_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))
     return cfg

@@ -111,7 +111,7 @@ def test_identical_params_give_identical_bytes(small_root, tmp_path):
     other = str(tmp_path / 'again')
     generate_mmshapes(other, **SMALL)
     first, second = _tree_hashes(small_root), _tree_hashes(other)
-    assert len(first) == 5 * 30 + 2 * 8 + 1  # per-scene files, per-split files, meta
+    assert len(first) == 5 * 30 + 2 * 9 + 1  # per-scene files, per-split files, meta
     assert first == second
 
 
@@ -123,7 +123,7 @@ def test_val_independent_of_num_train(small_root, tmp_path):
                  'annotations/refs_val', 'vqa/v2_OpenEnded_mmshapes_val',
                  'vqa/v2_mmshapes_val', 'classification/val']
     a, b = _tree_hashes(small_root, val_parts), _tree_hashes(other, val_parts)
-    assert len(a) == 5 * 10 + 8
+    assert len(a) == 5 * 10 + 9
     assert a == b
     # ... while the train split really is different in size.
     assert len(os.listdir(osp.join(other, 'images/train'))) == 5
@@ -249,7 +249,15 @@ def test_captions_and_itm(small_root):
     for cap in caps['annotations']:
         assert cap['caption'] == _caption_from_anns(by_image[cap['image_id']])
         true_caption[file_name[cap['image_id']]] = cap['caption']
+    # itm: the negatives are the other scenes' captions, each used once
     itm = _jsonl(small_root, 'classification/train_itm.jsonl')
+    assert len(itm) == 40
+    for pos, neg in zip(itm[::2], itm[1::2]):
+        assert pos['img_path'] == neg['img_path'] and (pos['label'], neg['label']) == (1, 0)
+        assert pos['text'] == true_caption[pos['img_path']] and neg['text'] != pos['text']
+    assert sorted(r['text'] for r in itm[1::2]) == sorted(true_caption.values())
+    # itm_hard: the negatives describe a minimally changed scene
+    itm = _jsonl(small_root, 'classification/train_itm_hard.jsonl')
     assert len(itm) == 40
     vocab_true, vocab_false = set(), set()
     for pos, neg in zip(itm[::2], itm[1::2]):

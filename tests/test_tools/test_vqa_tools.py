@@ -122,6 +122,9 @@ def test_dist_train_two_cpu_processes(mmshapes_root, tmp_path):
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
     # each rank sees half of the 192 training questions per epoch: 192 / (2 * 16) = 6 iters
     assert ckpt['meta']['iter'] == 6
+    from mmengine.config import Config
+    dumped = Config.fromfile(osp.join(work_dir, osp.basename(cfg)))
+    assert dumped.env_cfg.dist_cfg.backend == 'gloo'
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message on CPU-only machines')

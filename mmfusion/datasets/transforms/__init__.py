@@ -2,6 +2,21 @@
 # MMEngine's root TRANSFORMS, which mmfusion's registry falls back to.
 import mmcv.transforms  # noqa: F401
 
+from .audio import (
+    AudioAddNoise,
+    AudioFileNotFoundError,
+    AudioFixLength,
+    AudioLoadError,
+    AudioLogMel,
+    AudioRandomGain,
+    AudioRandomTimeShift,
+    LoadAudioFromFile,
+)
 from .formatting import PackMultiModalInputs
+from .loading import ImageLoadError, LoadImageFromFile
 
-__all__ = ['PackMultiModalInputs']
+__all__ = [
+    'AudioAddNoise', 'AudioFileNotFoundError', 'AudioFixLength', 'AudioLoadError', 'AudioLogMel',
+    'AudioRandomGain', 'AudioRandomTimeShift', 'ImageLoadError', 'LoadAudioFromFile',
+    'LoadImageFromFile', 'PackMultiModalInputs'
+]

@@ -71,7 +71,12 @@ class PackMultiModalInputs(BaseTransform):
         if 'gt_seg_map' in results:
             seg = torch.from_numpy(np.ascontiguousarray(results['gt_seg_map'])).long()
             sample.gt_sem_seg = PixelData(data=seg[None])
-        sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
+        # set_field, not set_metainfo: the latter deep-copies every value, a
+        # noticeable share of a small-image pipeline, and these values are
+        # this sample's own (the dataset hands out a fresh copy of its record)
+        for key in self.meta_keys:
+            if key in results:
+                sample.set_field(results[key], key, field_type='metainfo')
         return dict(inputs=packed, data_samples=sample)
 
     def __repr__(self) -> str:

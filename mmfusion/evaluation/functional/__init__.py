@@ -1,4 +1,14 @@
-"""Framework-free evaluation functions (pure Python, no torch needed)."""
+"""Evaluation functions on plain tensors and lists, free of the Runner."""
+from .classification import (
+    average_precision,
+    confusion_matrix,
+    matthews_corrcoef,
+    multilabel_map,
+    multilabel_precision_recall_f1,
+    precision_recall_f1,
+    roc_auc,
+    topk_accuracy,
+)
 from .vqa import (
     build_answer_vocab,
     normalize_answer,
@@ -9,10 +19,18 @@ from .vqa import (
 )
 
 __all__ = [
+    'average_precision',
     'build_answer_vocab',
+    'confusion_matrix',
+    'matthews_corrcoef',
+    'multilabel_map',
+    'multilabel_precision_recall_f1',
     'normalize_answer',
+    'precision_recall_f1',
     'process_digit_article',
     'process_punctuation',
+    'roc_auc',
+    'topk_accuracy',
     'vqa_accuracy',
     'vqa_soft_scores',
 ]

@@ -239,8 +239,11 @@ def _leave_one_out(pred: str, answers: list[str]) -> float:
     for left_out in range(len(answers)):
         matches = sum(1 for i, answer in enumerate(answers)
                       if i != left_out and answer == pred)
-        accs.append(min(1.0, matches / 3))
-    return sum(accs) / len(accs)
+        # min(1, ...) with the int 1, as the official code: it keeps ints in
+        # the list, and since Python 3.12 sum() rounds int/float mixes
+        # differently from all-float lists
+        accs.append(min(1, matches / 3))
+    return float(sum(accs)) / len(accs)
 
 
 def vqa_accuracy(pred: str, gt_answers: Sequence[str]) -> float:

@@ -27,7 +27,8 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
       tokenised in one batched call of a fast tokenizer into
       ``dict(input_ids=(B, L), attention_mask=(B, L))``, L = the longest
       sample in the batch (at most ``max_length``).
-    * anything else is stacked as a float tensor.
+    * anything else is stacked as a float tensor;
+    * ``None`` drops a modality configured by a base config.
 
     The tokenizers are saved in the model's state dict (``get_extra_state``),
     so a checkpoint carries the exact vocabulary it was trained with.
@@ -39,7 +40,9 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
         self.text_cfgs: Dict[str, dict] = {}
         self.tokenizers = {}
         for name, cfg in modalities.items():
-            cfg = dict(cfg or {})
+            if cfg is None:  # drops an inherited modality, e.g. in a unimodal ablation config
+                continue
+            cfg = dict(cfg)
             if 'tokenizer' in cfg:
                 self.tokenizers[name] = build_tokenizer(cfg.pop('tokenizer'))
                 self.text_cfgs[name] = dict(max_length=cfg.pop('max_length', 64))

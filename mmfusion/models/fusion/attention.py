@@ -6,7 +6,8 @@ from torch import nn
 from mmfusion.registry import MODELS
 
 from ..encoders.base import masked_mean
-from .base import BaseTokenFusion
+from .base import BaseTokenFusion, check_dropout, check_positive
+from .linear import masked_softmax
 
 
 def _token_mask(tokens: torch.Tensor, masks: dict[str, torch.Tensor] | None,
@@ -19,6 +20,17 @@ def _token_mask(tokens: torch.Tensor, masks: dict[str, torch.Tensor] | None,
         raise ValueError(f'{owner}: masks[{name!r}] must have shape '
                          f'{tuple(tokens.shape[:2])}, got {tuple(mask.shape)}')
     return mask.to(device=tokens.device, dtype=torch.bool)
+
+
+def masked_tokens(tokens: torch.Tensor, masks: dict[str, torch.Tensor] | None,
+                  name: str, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tokens (B, N, D) of modality ``name`` with padding zeroed, and their (B, N) mask.
+
+    Zeroing the padding first means that whatever it holds (even NaN) cannot
+    leak through a 0 * x product into the output or the gradients.
+    """
+    mask = _token_mask(tokens, masks, name, owner)
+    return tokens.masked_fill(~mask.unsqueeze(-1), 0.0), mask
 
 
 @MODELS.register_module()
@@ -94,12 +106,8 @@ class TopDownAttentionFusion(BaseTokenFusion):
             raise ValueError(f'TopDownAttentionFusion fuses exactly two modalities, '
                              f'query={query!r} and context={context!r}; in_dims has '
                              f'{sorted(self.in_dims)}')
-        if num_glimpses < 1:
-            raise ValueError(f'TopDownAttentionFusion: num_glimpses must be >= 1, '
-                             f'got {num_glimpses}')
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f'TopDownAttentionFusion: dropout must be in [0, 1), '
-                             f'got {dropout}')
+        check_positive(type(self).__name__, num_glimpses=num_glimpses)
+        check_dropout(type(self).__name__, dropout)
         self.query = query
         self.context = context
         self.hidden_dim = int(hidden_dim)
@@ -122,23 +130,14 @@ class TopDownAttentionFusion(BaseTokenFusion):
                 masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(tokens)
         name = type(self).__name__
-        q_tok, v = tokens[self.query], tokens[self.context]
-        q_mask = _token_mask(q_tok, masks, self.query, name)
-        v_mask = _token_mask(v, masks, self.context, name)
-        # Zero the padding first so that whatever it holds (even NaN) cannot
-        # leak through a 0 * x product into the output or the gradients.
-        q_tok = q_tok.masked_fill(~q_mask.unsqueeze(-1), 0.0)
-        v = v.masked_fill(~v_mask.unsqueeze(-1), 0.0)
+        q_tok, q_mask = masked_tokens(tokens[self.query], masks, self.query, name)
+        v, v_mask = masked_tokens(tokens[self.context], masks, self.context, name)
 
         q = masked_mean(q_tok, q_mask)  # (B, D_q)
         joint = self.att_v(v) * self.att_q(q).unsqueeze(1)  # (B, N, H)
         logits = self.att_logits(self.att_dropout(joint)).transpose(1, 2)  # (B, G, N)
-        # The most negative finite value instead of -inf: a fully masked row
-        # then gives a uniform softmax instead of NaN, and the multiplication
-        # by the mask below turns it (and any padding) into exact zeros.
-        keep = v_mask.unsqueeze(1)  # (B, 1, N)
-        logits = logits.masked_fill(~keep, torch.finfo(logits.dtype).min)
-        weights = logits.softmax(dim=-1) * keep.to(logits.dtype)
+        # Exact zeros on padding, and on the whole row of a fully masked context.
+        weights = masked_softmax(logits, v_mask.unsqueeze(1), dim=-1)
         self.last_attention = weights.detach()
 
         v_att = torch.bmm(weights, v).flatten(1)  # (B, G * D_v)

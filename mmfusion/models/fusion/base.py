@@ -9,8 +9,51 @@ pass in.
 
 import torch
 from mmengine.model import BaseModule
+from torch import nn
 
 from ..encoders.base import masked_mean
+
+
+def check_dropout(owner: str, dropout: float) -> None:
+    """Raise a ValueError naming ``owner`` unless ``0 <= dropout < 1``."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f'{owner}: dropout must be in [0, 1), got {dropout}')
+
+
+def check_positive(owner: str, integer: bool = False, **values) -> None:
+    """Raise a ValueError for the first of ``values`` (argument name -> value) below 1.
+
+    With ``integer=True`` a value that is not a whole number is refused too,
+    and the message says so.
+    """
+    for arg, value in values.items():
+        if integer and (int(value) != value or value < 1):
+            raise ValueError(f'{owner}: {arg} must be an integer >= 1, got {value!r}')
+        if value < 1:
+            raise ValueError(f'{owner}: {arg} must be >= 1, got {value}')
+
+
+def check_min_modalities(owner: str, in_dims: dict[str, int],
+                         baseline: str | None = None) -> None:
+    """Raise a ValueError unless ``in_dims`` has at least 2 modalities.
+
+    ``baseline`` names the module to use instead for a single modality, if any.
+    """
+    if len(in_dims) < 2:
+        hint = f'; use {baseline} for a unimodal baseline' if baseline else ''
+        raise ValueError(f'{owner} fuses at least 2 modalities, got in_dims with '
+                         f'{len(in_dims)}: {sorted(in_dims)}{hint}')
+
+
+def modality_linears(in_dims: dict[str, int], out_dims: int | dict[str, int]) -> nn.ModuleDict:
+    """One ``nn.Linear(D_m, out)`` per modality, in ``in_dims`` order.
+
+    ``out_dims`` is one output size for every modality or a dict modality -> size.
+    """
+    return nn.ModuleDict({
+        name: nn.Linear(dim, out_dims[name] if isinstance(out_dims, dict) else out_dims)
+        for name, dim in in_dims.items()
+    })
 
 
 class BaseVectorFusion(BaseModule):
@@ -23,7 +66,8 @@ class BaseVectorFusion(BaseModule):
     ``forward(feats, mask=None)``:
         feats: modality -> Tensor (B, D_m).
         mask: optional modality -> BoolTensor (B,), False where that modality
-            is missing for a sample. Each subclass documents what it does then.
+            is missing for a sample; modalities absent from ``mask`` are
+            present. Each subclass documents what it does with a missing one.
         returns: Tensor (B, out_dim).
     """
     input_form = 'vector'
@@ -57,7 +101,8 @@ class BaseTokenFusion(BaseModule):
 
     ``forward(tokens, masks=None)``:
         tokens: modality -> Tensor (B, N_m, D_m).
-        masks: optional modality -> BoolTensor (B, N_m), True for real tokens.
+        masks: optional modality -> BoolTensor (B, N_m), True for real tokens;
+            a modality absent from ``masks`` has only real tokens.
         returns: Tensor (B, N, out_dim), the fused tokens.
 
     ``forward_pooled(tokens, masks=None)`` returns the pooled view (B, out_dim)

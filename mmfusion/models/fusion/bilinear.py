@@ -7,8 +7,14 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion
-from .concat import fill_missing
+from .base import (
+    BaseVectorFusion,
+    check_dropout,
+    check_min_modalities,
+    check_positive,
+    modality_linears,
+)
+from .concat import masked_outputs
 
 
 def masked_product(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
@@ -16,19 +22,22 @@ def masked_product(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
     """Element-wise product over modalities of ``factor(name, x)``.
 
     A missing modality (``mask[name]`` False for a sample) contributes ones,
-    the identity of the product, so it drops out; its input is zeroed first,
-    because the weight gradient multiplies the features and NaN in a missing
-    sample would otherwise reach it.
+    the identity of the product, so it drops out; its input is zeroed first
+    (see :func:`masked_outputs`).
     """
-    owner = type(fusion).__name__
-    mask = mask or {}
-    joint: torch.Tensor | None = None
-    for name in fusion.modalities:
-        present = mask.get(name)
-        x = fill_missing(feats[name], present, 0.0, name, owner)
-        z = fill_missing(factor(name, x), present, 1.0, name, owner)
-        joint = z if joint is None else joint * z
-    return joint
+    return math.prod(masked_outputs(fusion, feats, mask, factor, fill=1.0).values())
+
+
+def power_l2_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Signed square root ``sign(x) * (sqrt(|x| + eps) - sqrt(eps))``, then L2
+    normalisation over the last dimension (MFB, MFH, BLOCK).
+
+    The power normalisation tames the large magnitudes a product of
+    projections produces; ``eps`` keeps its gradient finite at 0 and
+    subtracting ``sqrt(eps)`` keeps the map continuous there.
+    """
+    x = torch.sign(x) * (torch.sqrt(x.abs() + eps) - math.sqrt(eps))
+    return F.normalize(x, p=2, dim=-1)
 
 
 @MODELS.register_module()
@@ -53,10 +62,7 @@ class MFBFusion(BaseVectorFusion):
         dropout: dropout probability on the ``k * out_dim`` product.
         eps: epsilon of the signed square root.
 
-    Inputs:
-        feats: modality -> Tensor (B, D_m).
-        mask: optional modality -> BoolTensor (B,), False where the modality is
-            missing for a sample; modalities absent from ``mask`` are present.
+    Inputs: ``feats`` and ``mask`` as in :class:`BaseVectorFusion`.
 
     Returns:
         Tensor (B, out_dim) with unit L2 norm per row.
@@ -77,20 +83,13 @@ class MFBFusion(BaseVectorFusion):
                  eps: float = 1e-8,
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
-        if len(self.in_dims) < 2:
-            raise ValueError(f'MFBFusion fuses at least 2 modalities, got in_dims with '
-                             f'{len(self.in_dims)}: {sorted(self.in_dims)}; use '
-                             f'ConcatFusion for a unimodal baseline')
-        if factor_k < 1:
-            raise ValueError(f'MFBFusion: factor_k must be >= 1, got {factor_k}')
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f'MFBFusion: dropout must be in [0, 1), got {dropout}')
+        owner = type(self).__name__
+        check_min_modalities(owner, self.in_dims, baseline='ConcatFusion')
+        check_positive(owner, factor_k=factor_k)
+        check_dropout(owner, dropout)
         self.factor_k = int(factor_k)
         self.eps = float(eps)
-        self.proj = nn.ModuleDict({
-            name: nn.Linear(dim, self.factor_k * self.out_dim)
-            for name, dim in self.in_dims.items()
-        })
+        self.proj = modality_linears(self.in_dims, self.factor_k * self.out_dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, feats: dict[str, torch.Tensor],
@@ -101,10 +100,7 @@ class MFBFusion(BaseVectorFusion):
         # Sum-pooling over groups of k turns the rank-k factorisation into one
         # bilinear output per unit.
         pooled = joint.view(joint.shape[0], self.out_dim, self.factor_k).sum(dim=-1)
-        # Power normalisation tames the large magnitudes produced by the product.
-        pooled = torch.sign(pooled) * (
-            torch.sqrt(pooled.abs() + self.eps) - math.sqrt(self.eps))
-        return F.normalize(pooled, p=2, dim=-1)
+        return power_l2_normalize(pooled, self.eps)
 
 
 @MODELS.register_module()
@@ -121,9 +117,7 @@ class MLBFusion(BaseVectorFusion):
         hidden_dim: rank of the factorisation (size of the Hadamard product).
         dropout: dropout probability on the product.
 
-    Inputs:
-        feats: modality -> Tensor (B, D_m).
-        mask: optional modality -> BoolTensor (B,), False where missing.
+    Inputs: ``feats`` and ``mask`` as in :class:`BaseVectorFusion`.
 
     Returns:
         Tensor (B, out_dim).
@@ -141,14 +135,10 @@ class MLBFusion(BaseVectorFusion):
                  dropout: float = 0.1,
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
-        if len(self.in_dims) < 2:
-            raise ValueError(f'MLBFusion fuses at least 2 modalities, got in_dims with '
-                             f'{len(self.in_dims)}: {sorted(self.in_dims)}; use '
-                             f'ConcatFusion for a unimodal baseline')
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f'MLBFusion: dropout must be in [0, 1), got {dropout}')
-        self.proj = nn.ModuleDict({name: nn.Linear(dim, hidden_dim)
-                                   for name, dim in self.in_dims.items()})
+        owner = type(self).__name__
+        check_min_modalities(owner, self.in_dims, baseline='ConcatFusion')
+        check_dropout(owner, dropout)
+        self.proj = modality_linears(self.in_dims, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_dim, self.out_dim)
 
@@ -158,3 +148,86 @@ class MLBFusion(BaseVectorFusion):
         joint = masked_product(self, feats, mask,
                                lambda name, x: torch.tanh(self.proj[name](x)))
         return self.out(self.dropout(joint))
+
+
+@MODELS.register_module()
+class MFHFusion(BaseVectorFusion):
+    """Multi-modal Factorized High-order pooling (MFH).
+
+    Yu et al., "Beyond Bilinear: Generalized Multimodal Factorized High-order
+    Pooling for Visual Question Answering", TNNLS 2018.
+
+    ``order`` MFB blocks are cascaded. Block ``i`` projects every modality m
+    by its own ``Linear(D_m, k * block_dim)`` and multiplies the projections
+    element-wise (all of them, for more than two modalities); from the second
+    block on, this product is also multiplied by the previous block's
+    expanded product, which makes block ``i`` a polynomial of order ``i`` in
+    each modality. Each block's (dropped-out) expanded product is sum-pooled
+    over groups of ``k``, power- and L2-normalised exactly as in
+    :class:`MFBFusion`, and the ``order`` block outputs are concatenated.
+
+    Output size: ``out_dim = order * block_dim``, so ``out_dim`` must be
+    divisible by ``order``. Each block's part has unit L2 norm, so every
+    output row has norm ``sqrt(order)``. With ``order=1`` this is MFB.
+
+    Args:
+        in_dims: modality -> feature size D_m; at least two modalities.
+        out_dim: size of the fused vector, a multiple of ``order``.
+        order: number of cascaded MFB blocks (the paper uses 2 or 3).
+        factor_k: factor (rank) ``k`` of each block's low-rank bilinear map.
+        dropout: dropout probability on each block's expanded product (the
+            dropped-out product is also what the next block multiplies by).
+        eps: epsilon of the signed square root.
+
+    Inputs: ``feats`` and ``mask`` as in :class:`BaseVectorFusion`.
+
+    Returns:
+        Tensor (B, out_dim), each of the ``order`` consecutive parts of size
+        ``out_dim // order`` with unit L2 norm.
+
+    Missing modality: in every block its projection is replaced by ones for
+    that sample, so the whole cascade runs over the other modalities only.
+
+    Parameter count: ``order * sum_m (D_m + 1) * k * (out_dim // order)``.
+    """
+
+    def __init__(self,
+                 in_dims: dict[str, int],
+                 out_dim: int,
+                 order: int = 2,
+                 factor_k: int = 5,
+                 dropout: float = 0.1,
+                 eps: float = 1e-8,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(in_dims, out_dim, init_cfg=init_cfg)
+        owner = type(self).__name__
+        check_min_modalities(owner, self.in_dims, baseline='ConcatFusion')
+        check_positive(owner, order=order)
+        if self.out_dim < order or self.out_dim % order:
+            raise ValueError(f'{owner}: out_dim={self.out_dim} must be a positive '
+                             f'multiple of order={order}, because the output concatenates '
+                             f'order blocks of out_dim // order units each')
+        check_positive(owner, factor_k=factor_k)
+        check_dropout(owner, dropout)
+        self.order = int(order)
+        self.block_dim = self.out_dim // self.order
+        self.factor_k = int(factor_k)
+        self.eps = float(eps)
+        self.proj = nn.ModuleList(
+            modality_linears(self.in_dims, self.factor_k * self.block_dim)
+            for _ in range(self.order))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, feats: dict[str, torch.Tensor],
+                mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        self.check_inputs(feats)
+        outs = []
+        expanded: torch.Tensor | None = None
+        for proj in self.proj:
+            joint = masked_product(self, feats, mask, lambda name, x, p=proj: p[name](x))
+            if expanded is not None:
+                joint = joint * expanded
+            expanded = self.dropout(joint)
+            pooled = expanded.view(expanded.shape[0], self.block_dim, self.factor_k).sum(-1)
+            outs.append(power_l2_normalize(pooled, self.eps))
+        return torch.cat(outs, dim=-1)

@@ -1,13 +1,14 @@
-"""Early fusion by concatenation."""
+"""Early fusion by concatenation, and helpers shared by the vector fusions
+(missing modalities, MLP)."""
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion
+from .base import BaseVectorFusion, check_dropout
 
 
 def fill_missing(x: torch.Tensor, present: torch.Tensor | None,
@@ -24,6 +25,38 @@ def fill_missing(x: torch.Tensor, present: torch.Tensor | None,
                          f'got {tuple(present.shape)}')
     present = present.to(device=x.device, dtype=torch.bool).unsqueeze(-1)
     return torch.where(present, x, torch.full_like(x, fill))
+
+
+def masked_outputs(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
+                   mask: dict[str, torch.Tensor] | None,
+                   fn: Callable[[str, torch.Tensor], torch.Tensor], fill: float = 0.0,
+                   names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """``{m: fn(m, x_m)}`` for the modalities ``names`` (default: all, in order).
+
+    For a sample where modality m is missing, its input is zeroed before
+    ``fn`` (the weight gradient multiplies the input, so NaN there would reach
+    it) and its output is replaced by ``fill`` (so a bias does not count either).
+    """
+    owner = type(fusion).__name__
+    mask = mask or {}
+    outputs = {}
+    for name in fusion.modalities if names is None else names:
+        present = mask.get(name)
+        x = fill_missing(feats[name], present, 0.0, name, owner)
+        outputs[name] = fill_missing(fn(name, x), present, fill, name, owner)
+    return outputs
+
+
+def build_mlp(dims: Sequence[int], dropout: float, act_out: bool = False) -> nn.Sequential:
+    """``[Linear, ReLU, Dropout]`` between consecutive sizes of ``dims``, a bare
+    ``Linear`` for the last pair, then a ReLU if ``act_out``."""
+    layers = []
+    for d_in, d_out in itertools.pairwise(dims[:-1]):
+        layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+    layers.append(nn.Linear(dims[-2], dims[-1]))
+    if act_out:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 @MODELS.register_module()
@@ -44,10 +77,7 @@ class ConcatFusion(BaseVectorFusion):
         dropout: dropout probability after each hidden layer.
         act_out: apply ReLU to the output.
 
-    Inputs:
-        feats: modality -> Tensor (B, D_m).
-        mask: optional modality -> BoolTensor (B,), False where the modality is
-            missing for a sample; modalities absent from ``mask`` are present.
+    Inputs: ``feats`` and ``mask`` as in :class:`BaseVectorFusion`.
 
     Returns:
         Tensor (B, out_dim).
@@ -67,18 +97,11 @@ class ConcatFusion(BaseVectorFusion):
                  act_out: bool = True,
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f'ConcatFusion: dropout must be in [0, 1), got {dropout}')
+        check_dropout(type(self).__name__, dropout)
         self.hidden_dims = tuple(int(h) for h in hidden_dims)
         self.act_out = act_out
-        dims = [sum(self.in_dims.values()), *self.hidden_dims]
-        layers = []
-        for d_in, d_out in itertools.pairwise(dims):
-            layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        layers.append(nn.Linear(dims[-1], self.out_dim))
-        if act_out:
-            layers.append(nn.ReLU(inplace=True))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = build_mlp([sum(self.in_dims.values()), *self.hidden_dims, self.out_dim],
+                             dropout, act_out)
 
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:

@@ -1,0 +1,3 @@
+_base_ = '../_base_/fusion_benchmark_av.py'
+
+model = dict(fusion=dict(type='CoAttentionFusion', out_dim=128, num_heads=4))
