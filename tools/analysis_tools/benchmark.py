@@ -2,6 +2,10 @@
 
     python tools/analysis_tools/benchmark.py CONFIG [--iters 120] [--warmup 10]
 
+``--warmup`` iterations run untimed first; more than an epoch's worth
+measures the steady state, where caches (e.g. ``LoadImageFromFile``'s decoded
+images) are warm.
+
 Measures, in one process and one run (so the ratios are comparable on a noisy
 machine):
 
@@ -56,12 +60,8 @@ def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
     model, optimizer = runner.model, runner.optim_wrapper.optimizer
     clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
     # distinct batches, as the real loop sees: cycling a few would keep them in cache
-    batches, loader = [], iter(runner.train_dataloader)
-    while len(batches) < warmup + iters:
-        try:
-            batches.append(next(loader))
-        except StopIteration:
-            loader = iter(runner.train_dataloader)
+    loader = endless(runner.train_dataloader)
+    batches = [next(loader) for _ in range(warmup + iters)]
     model.train()
 
     def step(batch):
@@ -83,18 +83,18 @@ def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int) -> float:
     return iters * runner.train_dataloader.batch_size / elapsed
 
 
+def endless(loader):
+    """Batches of ``loader``, starting a new epoch whenever one ends."""
+    while True:
+        yield from loader
+
+
 def pipeline_only(runner: Runner, warmup: int, iters: int) -> float:
-    loader = runner.train_dataloader
-    it = iter(loader)
+    batches = endless(runner.train_dataloader)
     for _ in range(warmup):
-        next(it)
+        next(batches)
     start = time.perf_counter()
-    n = 0
-    for _ in range(iters):
-        try:
-            n += len(next(it)['data_samples'])
-        except StopIteration:
-            it = iter(loader)
+    n = sum(len(next(batches)['data_samples']) for _ in range(iters))
     return n / (time.perf_counter() - start)
 
 

@@ -11,8 +11,10 @@ MMEngine's Runner (validation every epoch) and reports:
 
 * val top-1 accuracy after the last epoch, and the best epoch's;
 * the parameter count of the fusion module (``model.fusion``);
-* training throughput in samples/s, timed over the training iterations only
-  (validation excluded, first 5 iterations skipped as warm-up).
+* training-step throughput in samples/s: the time from MMEngine's
+  ``before_train_iter`` to ``after_train_iter`` (data preprocessing, forward,
+  backward, optimizer step), so data loading and validation, the same for
+  every method, are left out; the first 5 iterations are warm-up.
 
 The rows keep the order of ``--configs``; the majority-class accuracy of the
 val split is printed as the floor any method must beat.
