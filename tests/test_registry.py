@@ -26,7 +26,8 @@ def test_register_all_modules_finds_each_family():
         registry.DATASETS: ['VQAv2Dataset', 'MMShapesVQADataset'],
         registry.TRANSFORMS: ['PackMultiModalInputs'],
         registry.METRICS: ['VQAAccuracy'],
-        registry.HOOKS: ['EpochSeedHook', 'SaveVocabularyHook', 'PlainCheckpointHook'],
+        registry.HOOKS: ['EpochSeedHook', 'SaveVocabularyHook', 'PlainCheckpointHook',
+                         'CheckpointHook', 'BadSampleReportHook'],
         registry.TOKENIZERS: ['WordLevelTokenizer', 'HFTokenizer'],
     }
     for reg, names in expected.items():
@@ -38,7 +39,10 @@ def test_mmcv_and_mmengine_components_resolve_through_the_parent():
     register_all_modules()
     assert registry.TRANSFORMS.get('LoadImageFromFile') is not None  # mmcv
     assert registry.OPTIMIZERS.get('AdamW') is not None  # torch via mmengine
-    assert registry.HOOKS.get('CheckpointHook') is not None  # mmengine
+    assert registry.HOOKS.get('IterTimerHook') is not None  # mmengine
+    # mmfusion's atomic CheckpointHook shadows MMEngine's under the same name
+    from mmfusion.engine import CheckpointHook
+    assert registry.HOOKS.get('CheckpointHook') is CheckpointHook
 
 
 def test_mmfusion_prefix_resolves_configs_from_the_package():

@@ -9,6 +9,7 @@ import argparse
 
 import mmfusion  # noqa: F401
 from mmfusion.apis import MultiModalInferencer
+from mmfusion.utils import run_main
 
 
 def main() -> None:
@@ -40,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
 
 Prints the metrics as a table and writes them as a flat JSON dict
-(metric name -> number) to ``<work-dir>/metrics.json``.
+(metric name -> number) to ``<work-dir>/metrics.json``. Config and data
+mistakes are reported as in ``tools/train.py``.
 """
 import argparse
 import json
@@ -14,7 +15,13 @@ from mmengine.runner import Runner
 from terminaltables import AsciiTable
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
-from mmfusion.utils import load_tool_config, register_all_modules
+from mmfusion.utils import (
+    check_modalities,
+    explain_config_errors,
+    load_tool_config,
+    register_all_modules,
+    run_main,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,9 +54,11 @@ def main() -> None:
     cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    check_modalities(cfg, ('test_dataloader',))
 
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    with explain_config_errors(cfg):
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
     if is_main_process():
         flat = {k: (float(v) if hasattr(v, '__float__') else v) for k, v in metrics.items()}
         print(metrics_table(flat))
@@ -61,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -1,4 +1,9 @@
-"""Train a model from a config: ``python tools/train.py CONFIG [options]``."""
+"""Train a model from a config: ``python tools/train.py CONFIG [options]``.
+
+A config mistake (an unknown component or argument, modalities that the data
+and the model disagree on) or bad data stops it with one ``mmfusion: error:``
+line and exit status 1; ``MMFUSION_TRACEBACK=1`` shows the traceback.
+"""
 import argparse
 import os
 
@@ -6,7 +11,13 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
-from mmfusion.utils import load_tool_config, register_all_modules
+from mmfusion.utils import (
+    check_modalities,
+    explain_config_errors,
+    load_tool_config,
+    register_all_modules,
+    run_main,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,9 +78,12 @@ def main() -> None:
     args = parse_args()
     register_all_modules()
     cfg = build_config(args)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_modalities(cfg, ('train_dataloader', 'val_dataloader'))
+    # the data loaders are built inside train(), so config mistakes surface there too
+    with explain_config_errors(cfg):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

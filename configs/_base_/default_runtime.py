@@ -7,6 +7,8 @@ default_hooks = dict(
     # keep the last 2 epochs and the best one by the task's main metric
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # warns once per epoch how many corrupt samples on_bad_sample='skip' replaced
+    bad_samples=dict(type='BadSampleReportHook'),
 )
 custom_hooks = [
     dict(type='PlainCheckpointHook'),  # checkpoints load with torch.load(weights_only=True)
@@ -17,7 +19,8 @@ custom_hooks = [
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    # timeout: seconds a collective waits for a hung rank before failing
+    dist_cfg=dict(backend='nccl', timeout=1800),
 )
 
 vis_backends = [dict(type='LocalVisBackend')]

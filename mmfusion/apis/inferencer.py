@@ -9,8 +9,9 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
-from mmfusion.utils import register_all_modules
+from mmfusion.utils import check_modalities, explain_config_errors, register_all_modules
 
 InputType = Dict[str, Union[str, np.ndarray]]
 
@@ -37,7 +38,9 @@ class MultiModalInferencer:
         init_default_scope('mmfusion')
         self.cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        self.model = MODELS.build(self.cfg.model)
+        check_modalities(self.cfg, ('test_dataloader',))
+        with explain_config_errors(self.cfg):
+            self.model = MODELS.build(self.cfg.model)
         if checkpoint is not None:
             load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
         self.model.to(self.device).eval()
@@ -45,12 +48,15 @@ class MultiModalInferencer:
         pipeline = list(self.cfg.test_dataloader.dataset.pipeline)
         pack = [t for t in pipeline if t['type'] == 'PackMultiModalInputs']
         if not pack:
-            raise ValueError('the test pipeline has no PackMultiModalInputs step')
+            raise ConfigError('test_dataloader.dataset.pipeline has no PackMultiModalInputs '
+                              'step; the inferencer needs it to know which inputs the model '
+                              'takes')
         self.input_keys = dict(pack[-1].get('inputs') or {})
         # an image given as an array skips the file-loading step
-        self.pipeline_from_path = Compose(pipeline)
-        self.pipeline_from_array = Compose(
-            [t for t in pipeline if t['type'] != 'LoadImageFromFile'])
+        with explain_config_errors(self.cfg):
+            self.pipeline_from_path = Compose(pipeline)
+            self.pipeline_from_array = Compose(
+                [t for t in pipeline if t['type'] != 'LoadImageFromFile'])
 
     def _results(self, item: InputType) -> dict:
         unknown = set(item) - set(self.input_keys)

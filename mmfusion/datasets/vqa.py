@@ -1,28 +1,77 @@
 """VQA datasets in the official VQAv2 file format."""
 import json
 import os.path as osp
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
-from mmengine.dataset import BaseDataset
-
+from mmfusion.errors import AnnotationError, ConfigError
 from mmfusion.registry import DATASETS
 
+from .base import BaseMultiModalDataset, describe_value, read_text_file
 from .mmshapes import ensure_mmshapes
 
 
-def load_json(path: str, what: str) -> dict:
-    """Read a JSON file, naming it and its role in any error."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{what} not found: {path}')
+def load_json(path: str, what: str) -> Any:
+    """Read a JSON file, naming it and its role (``what``) in any error.
+
+    Raises :class:`~mmfusion.errors.AnnotationError` for a missing file, one
+    that is not UTF-8, or one that is not valid JSON.
+    """
+    text = read_text_file(path, what)
     try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f'{what} {path} is not valid JSON: {e}') from e
+        raise AnnotationError(f'{what} {path} is not valid JSON (line {e.lineno}, column '
+                              f'{e.colno}: {e.msg})') from None
+    except RecursionError:
+        raise AnnotationError(f'{what} {path} is not valid JSON (nested too deeply)') from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _top_level_list(data: Any, key: str, path: str, what: str) -> list:
+    """``data[key]``, which must be a list, of a VQAv2 file's top-level object."""
+    if not isinstance(data, dict):
+        raise AnnotationError(f'{what} {path}: the file holds {describe_value(data)}; '
+                              f'expected a JSON object with a "{key}" list')
+    if not isinstance(data.get(key), list):
+        found = describe_value(data[key]) if key in data else f'keys {sorted(data)[:10]}'
+        raise AnnotationError(f'{what} {path}: "{key}" is missing or not a list (found '
+                              f'{found}); expected a JSON object with a "{key}" list')
+    return data[key]
+
+
+def _check_record(record: Any, where: str, types: Dict[str, tuple]) -> None:
+    """Raise :class:`AnnotationError` unless ``record`` is an object holding
+    every key of ``types`` with a value of the given kind."""
+    if not isinstance(record, dict):
+        raise AnnotationError(f'{where}: found {describe_value(record)}; expected a JSON '
+                              f'object with keys {sorted(types)}')
+    missing = sorted(set(types) - set(record))
+    if missing:
+        raise AnnotationError(f'{where}: missing {missing}; expected keys {sorted(types)}, '
+                              f'found {sorted(record)[:10]}')
+    for key, (check, expected) in types.items():
+        if not check(record[key]):
+            raise AnnotationError(f'{where}: {key} is {describe_value(record[key])}; '
+                                  f'expected {expected}')
+
+
+def _is_answer_list(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) > 0
+            and all(isinstance(a, dict) and isinstance(a.get('answer'), str) for a in value))
+
+
+QUESTION_FIELDS = dict(image_id=(_is_int, 'an int'),
+                       question=(lambda v: isinstance(v, str), 'a string'),
+                       question_id=(_is_int, 'an int'))
+ANNOTATION_FIELDS = dict(question_id=(_is_int, 'an int'),
+                         answers=(_is_answer_list, 'a non-empty list of {"answer": str} objects'))
 
 
 @DATASETS.register_module()
-class VQAv2Dataset(BaseDataset):
+class VQAv2Dataset(BaseMultiModalDataset):
     """Questions + annotations in the VQAv2 format, images from a folder.
 
     Args:
@@ -34,53 +83,112 @@ class VQAv2Dataset(BaseDataset):
         data_prefix: ``dict(img_path=folder)`` holding the images.
         img_file_template: file name of an image from its id, e.g. the
             official ``'COCO_val2014_{image_id:012d}.jpg'``.
+        on_bad_sample, check_files: see :class:`BaseMultiModalDataset`.
 
     Each sample: ``img_path``, ``question``, ``question_id``, ``image_id`` and,
     with annotations, ``gt_answers`` (the 10 raw answers), ``answer_type``,
     ``question_type``.
+
+    Raises :class:`~mmfusion.errors.AnnotationError` naming the file, the
+    record number and the field for a file that is missing or not JSON, a
+    question or annotation with a missing key or a value of the wrong type
+    (ids: ints, question: a string, answers: a non-empty list of
+    ``{"answer": str}``), a repeated question_id, a question without an
+    annotation, no questions at all, or an image that does not exist (with
+    ``check_files``).
     """
     METAINFO = dict(task='vqa')
 
     def __init__(self, question_file: str, ann_file: str = '',
                  img_file_template: str = 'COCO_val2014_{image_id:012d}.jpg',
                  data_prefix: Optional[dict] = None, **kwargs) -> None:
+        try:
+            img_file_template.format(image_id=0)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f'{type(self).__name__}: img_file_template '
+                              f'{img_file_template!r} cannot format an image id ({e!r}); '
+                              f"expected a format string such as '{{image_id:012d}}.jpg'") from e
         self.question_file = question_file
         self.img_file_template = img_file_template
         super().__init__(ann_file=ann_file, data_prefix=data_prefix or dict(img_path=''),
                          **kwargs)
 
-    def load_data_list(self) -> List[dict]:
-        question_file = self.question_file
-        if self.data_root and not osp.isabs(question_file):
-            question_file = osp.join(self.data_root, question_file)
-        questions = load_json(question_file, 'VQA question file').get('questions')
-        if not isinstance(questions, list):
-            raise ValueError(f'VQA question file {question_file} has no "questions" list')
-        anns = {}
-        if self.ann_file:
-            records = load_json(self.ann_file, 'VQA annotation file').get('annotations')
-            if not isinstance(records, list):
-                raise ValueError(f'VQA annotation file {self.ann_file} has no "annotations" list')
-            anns = {a['question_id']: a for a in records}
+    @property
+    def question_path(self) -> str:
+        """``question_file`` joined to ``data_root``."""
+        if self.data_root and not osp.isabs(self.question_file):
+            return osp.join(self.data_root, self.question_file)
+        return self.question_file
 
+    @property
+    def annotation_source(self) -> str:
+        return self.question_path + (f', {self.ann_file}' if self.ann_file else '')
+
+    def _load_questions(self) -> List[dict]:
+        path = self.question_path
+        questions = _top_level_list(load_json(path, 'VQA question file'), 'questions', path,
+                                    'VQA question file')
+        if not questions:
+            raise AnnotationError(f'VQA question file {path}: "questions" is empty; expected '
+                                  f'at least one question (the split holds no samples)')
+        first_index = {}
+        for i, question in enumerate(questions):
+            where = f'{path}, question #{i} (sample {i})'
+            _check_record(question, where, QUESTION_FIELDS)
+            question_id = question['question_id']
+            if question_id in first_index:
+                raise AnnotationError(f'{where}: question_id {question_id} repeats question '
+                                      f'#{first_index[question_id]}; expected unique ids')
+            first_index[question_id] = i
+        return questions
+
+    def _load_annotations(self) -> Dict[int, dict]:
+        """question_id -> annotation record."""
+        path = self.ann_file
+        records = _top_level_list(load_json(path, 'VQA annotation file'), 'annotations', path,
+                                  'VQA annotation file')
+        anns, first_index = {}, {}
+        for j, record in enumerate(records):
+            where = f'{path}, annotation #{j}'
+            _check_record(record, where, ANNOTATION_FIELDS)
+            for key in ('answer_type', 'question_type'):
+                if key in record and not isinstance(record[key], str):
+                    raise AnnotationError(f'{where}: {key} is {describe_value(record[key])}; '
+                                          f'expected a string')
+            question_id = record['question_id']
+            if question_id in anns:
+                raise AnnotationError(f'{where}: question_id {question_id} repeats annotation '
+                                      f'#{first_index[question_id]}; expected one annotation '
+                                      f'per question')
+            anns[question_id] = record
+            first_index[question_id] = j
+        return anns
+
+    def load_data_list(self) -> List[dict]:
+        """Check the question (and annotation) file and join them into samples."""
+        questions = self._load_questions()
+        anns = self._load_annotations() if self.ann_file else {}
         img_dir = self.data_prefix.get('img_path', '')
         data_list = []
         for i, q in enumerate(questions):
-            missing = {'image_id', 'question', 'question_id'} - set(q)
-            if missing:
-                raise KeyError(f'{question_file}: question #{i} lacks {sorted(missing)}')
             info = dict(
                 img_path=osp.join(img_dir, self.img_file_template.format(image_id=q['image_id'])),
                 question=q['question'], question_id=q['question_id'], image_id=q['image_id'])
             if self.ann_file:
                 ann = anns.get(q['question_id'])
                 if ann is None:
-                    raise KeyError(f'{self.ann_file}: no annotation for question_id '
-                                   f'{q["question_id"]} of {question_file}')
+                    raise AnnotationError(
+                        f'{self.ann_file}: no annotation for question_id {q["question_id"]} '
+                        f'({self.question_path}, question #{i}, sample {i}); expected one '
+                        f'annotation per question')
                 info['gt_answers'] = [a['answer'] for a in ann['answers']]
                 info['answer_type'] = ann.get('answer_type', 'other')
                 info['question_type'] = ann.get('question_type', '')
             data_list.append(info)
+        self.check_files_exist(((i, 'img_path', info['img_path'])
+                                for i, info in enumerate(data_list)),
+                               lambda i: f'{self.question_path}, question #{i} (sample {i}, '
+                                         f'image_id {data_list[i]["image_id"]})')
         return data_list
 
 

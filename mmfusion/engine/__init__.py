@@ -1,11 +1,16 @@
 from .checkpoint import (
-                         PlainCheckpointHook,
-                         checkpoint_safe_globals,
-                         from_plain,
-                         register_checkpoint_safe_globals,
-                         to_plain,
+    AtomicLocalBackend,
+    CheckpointHook,
+    PlainCheckpointHook,
+    atomic_write,
+    checkpoint_safe_globals,
+    from_plain,
+    load_checkpoint_file,
+    to_plain,
+    use_safe_checkpoint_io,
 )
 from .hooks import *  # noqa: F401,F403
 
-__all__ = ['PlainCheckpointHook', 'checkpoint_safe_globals', 'from_plain',
-           'register_checkpoint_safe_globals', 'to_plain']
+__all__ = ['AtomicLocalBackend', 'CheckpointHook', 'PlainCheckpointHook', 'atomic_write',
+           'checkpoint_safe_globals', 'from_plain', 'load_checkpoint_file', 'to_plain',
+           'use_safe_checkpoint_io']

@@ -8,10 +8,11 @@ downgrading packages or disabling safety checks:
    setuptools >= 81 no longer ships, and only for a fixed list of OpenMMLab
    packages. We register ``mmfusion`` and, when ``pkg_resources`` is missing,
    give mmengine's config module the same lookups built on ``importlib``.
-2. torch >= 2.6 loads checkpoints with ``weights_only=True``. mmfusion's
-   checkpoints hold only plain data (see :mod:`mmfusion.engine.checkpoint`);
-   for checkpoints from elsewhere we allow-list numpy arrays and scalars,
-   nothing that can run code.
+2. torch >= 2.6 loads checkpoints with ``weights_only=True``, and mmengine's
+   checkpoints hold objects it refuses. mmfusion's checkpoints hold only
+   plain data, and mmengine loads local checkpoints through mmfusion's
+   weights-only loader and writes files atomically (see
+   :mod:`mmfusion.engine.checkpoint`).
 """
 import importlib.util
 import os.path as osp
@@ -68,5 +69,5 @@ def apply_mmengine_compat() -> None:
             mm_config.is_installed = _is_installed
         mm_config._mmfusion_patched = True
 
-    from ..engine.checkpoint import register_checkpoint_safe_globals
-    register_checkpoint_safe_globals()
+    from ..engine.checkpoint import use_safe_checkpoint_io
+    use_safe_checkpoint_io()

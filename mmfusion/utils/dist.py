@@ -1,8 +1,15 @@
 """Starting distributed training on GPUs (nccl) and on CPU-only machines (gloo)."""
 import datetime
 import os
+import re
 import subprocess
 from typing import Optional
+
+from mmfusion.errors import LostRankError
+
+# how gloo and nccl report a peer that went away or stopped answering
+_LOST_PEER = re.compile(r'Connection (reset|closed) by peer|Broken pipe|[Tt]imed out|'
+                        r'timeout|NCCL communicator was aborted|remote process exited')
 
 
 def _slurm_env_to_torch_env(port: Optional[str]) -> None:
@@ -65,3 +72,25 @@ def distributed_model_wrapper_cfg(cfg_wrapper: Optional[dict]) -> Optional[dict]
     wrapper = dict(cfg_wrapper or dict(type='MMDistributedDataParallel'))
     wrapper['device_ids'] = None
     return wrapper
+
+
+def lost_rank_error(exc: BaseException) -> Optional[LostRankError]:
+    """A :class:`LostRankError` explaining ``exc`` if it is a collective that
+    failed because another rank died or hung, else None.
+
+    The backends' own messages ("Connection reset by peer", deep inside a DDP
+    broadcast) do not say that the cause is on another rank.
+    """
+    import torch.distributed as dist
+
+    if not (isinstance(exc, RuntimeError) and dist.is_available() and dist.is_initialized()):
+        return None
+    text = str(exc)
+    if not _LOST_PEER.search(text):
+        return None
+    first_line = text.strip().splitlines()[0][:300]
+    return LostRankError(
+        f'rank {dist.get_rank()} of {dist.get_world_size()} lost contact with another rank '
+        f'during a collective operation ({type(exc).__name__}: {first_line}). Another rank '
+        'has probably died or hung: its log says why. The checkpoints written so far are '
+        'intact; rerun the same command with --resume to continue from the last one')

@@ -32,7 +32,10 @@ def load_tool_config(config: str, work_dir: Optional[str] = None,
         import torch
         torch.set_num_threads(int(threads))
     if launcher != 'none':
-        backend = init_distributed(launcher, timeout_s=cfg.get('dist_timeout_s', 1800))
+        # MMEngine's key for the collective timeout, in seconds: a rank that
+        # hangs fails the others after this long instead of blocking them forever
+        timeout = (cfg.get('env_cfg') or {}).get('dist_cfg', {}).get('timeout', 1800)
+        backend = init_distributed(launcher, timeout_s=int(timeout))
         # recorded so that the config dumped into the work dir says what was used
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = backend
         cfg.model_wrapper_cfg = distributed_model_wrapper_cfg(cfg.get('model_wrapper_cfg'))

@@ -9,6 +9,7 @@ from mmengine.dataset import pseudo_collate
 
 from mmfusion.datasets import MMShapesVQADataset, VQAv2Dataset, WordLevelTokenizer
 from mmfusion.datasets.tokenizers import tokenizer_from_state, tokenizer_state
+from mmfusion.errors import AnnotationError
 from mmfusion.utils import register_all_modules
 
 register_all_modules()
@@ -31,14 +32,15 @@ def test_vqav2_dataset_reads_the_official_format(mmshapes_root):
 
 
 def test_dataset_errors_name_the_file(tmp_path, mmshapes_root):
-    with pytest.raises(FileNotFoundError, match='VQA question file not found'):
+    with pytest.raises(AnnotationError, match='VQA question file not found'):
         VQAv2Dataset(data_root=str(tmp_path), question_file='missing.json')
     bad = tmp_path / 'q.json'
     bad.write_text('{not json')
-    with pytest.raises(ValueError, match=r'q\.json is not valid JSON'):
+    with pytest.raises(AnnotationError, match=r'q\.json is not valid JSON'):
         VQAv2Dataset(data_root=str(tmp_path), question_file='q.json')
     bad.write_text(json.dumps({'questions': [{'image_id': 1, 'question': 'x?'}]}))
-    with pytest.raises(KeyError, match='question_id'):
+    with pytest.raises(AnnotationError,
+                       match=r"question #0 \(sample 0\): missing \['question_id'\]"):
         VQAv2Dataset(data_root=str(tmp_path), question_file='q.json')
     with pytest.raises(ValueError, match='split'):
         MMShapesVQADataset(split='test', data_root=mmshapes_root)

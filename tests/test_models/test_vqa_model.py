@@ -7,6 +7,7 @@ from conftest import REPO_ROOT, point_datasets_at
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mmfusion.errors import ConfigError
 from mmfusion.registry import DATASETS, MODELS
 from mmfusion.utils import register_all_modules
 
@@ -72,7 +73,7 @@ def test_missing_or_unconsumed_modality_is_a_clear_error(cfg, batch):
     model = MODELS.build(cfg.model)
     data = model.data_preprocessor(batch, False)
     del data['inputs']['image']
-    with pytest.raises(KeyError, match=r"missing: \['image'\]"):
+    with pytest.raises(ConfigError, match=r"missing: \['image'\]"):
         model(**data, mode='loss')
 
 

@@ -13,10 +13,10 @@ from .audio import (
     LoadAudioFromFile,
 )
 from .formatting import PackMultiModalInputs
-from .loading import ImageLoadError, LoadImageFromFile
+from .loading import ImageFileNotFoundError, ImageLoadError, LoadImageFromFile
 
 __all__ = [
     'AudioAddNoise', 'AudioFileNotFoundError', 'AudioFixLength', 'AudioLoadError', 'AudioLogMel',
-    'AudioRandomGain', 'AudioRandomTimeShift', 'ImageLoadError', 'LoadAudioFromFile',
-    'LoadImageFromFile', 'PackMultiModalInputs'
+    'AudioRandomGain', 'AudioRandomTimeShift', 'ImageFileNotFoundError', 'ImageLoadError',
+    'LoadAudioFromFile', 'LoadImageFromFile', 'PackMultiModalInputs'
 ]

@@ -21,21 +21,13 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from mmfusion.errors import AudioFileNotFoundError, AudioLoadError
 from mmfusion.registry import TRANSFORMS
 
 try:
     import soundfile
 except ImportError:  # the standard library's ``wave`` reads PCM WAV files
     soundfile = None
-
-
-class AudioLoadError(ValueError):
-    """An audio file could not be read as the pipeline expects it; the message
-    names the file and what was expected."""
-
-
-class AudioFileNotFoundError(AudioLoadError, FileNotFoundError):
-    """The audio file does not exist (also a ``FileNotFoundError``)."""
 
 
 # ---------------------------------------------------------------------------
@@ -161,8 +153,9 @@ class LoadAudioFromFile(BaseTransform):
 
     Raises :class:`AudioLoadError` (a ``ValueError``; its subclass
     :class:`AudioFileNotFoundError` is also a ``FileNotFoundError``) naming
-    the file for a missing, empty, truncated or undecodable file, one with no
-    samples, or one at the wrong sample rate.
+    the file for a missing, empty, truncated, unreadable or undecodable file,
+    one with no samples or with NaN/infinite samples, or one at the wrong (or
+    a non-positive) sample rate.
     """
 
     def __init__(self, key: str = 'audio_path', out_key: str = 'audio',
@@ -190,10 +183,20 @@ class LoadAudioFromFile(BaseTransform):
             raise AudioFileNotFoundError(f'{path}: audio file not found')
         if osp.getsize(path) == 0:
             raise AudioLoadError(f'{path}: empty file (0 bytes), expected a WAV audio file')
-        data, sample_rate = (_read_soundfile if self.backend == 'soundfile'
-                             else _read_wave)(path)
+        try:
+            data, sample_rate = (_read_soundfile if self.backend == 'soundfile'
+                                 else _read_wave)(path)
+        except OSError as e:  # no permission, a read error
+            raise AudioLoadError(f'{path}: cannot read the audio file ({e})') from e
         if data.shape[-1] == 0:
             raise AudioLoadError(f'{path}: the audio file holds no samples')
+        if sample_rate <= 0:
+            raise AudioLoadError(f'{path}: the header declares a sample rate of {sample_rate} '
+                                 f'Hz; expected a positive rate')
+        # float WAVs can hold NaN or inf, which would reach the loss unnoticed
+        if data.dtype.kind == 'f' and not np.isfinite(data).all():
+            raise AudioLoadError(f'{path}: the audio file holds NaN or infinite samples; '
+                                 f'expected finite values')
         return data, sample_rate
 
     def transform(self, results: dict) -> dict:

@@ -7,11 +7,8 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
 from mmengine import fileio
 
+from mmfusion.errors import ImageFileNotFoundError, ImageLoadError
 from mmfusion.registry import TRANSFORMS
-
-
-class ImageLoadError(ValueError):
-    """An image file could not be read; the message names the file."""
 
 
 @TRANSFORMS.register_module()
@@ -31,9 +28,10 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
             ``persistent_workers=True``.
 
     Adds ``img`` (H, W, 3) uint8 BGR (or float32 with ``to_float32``),
-    ``img_shape`` and ``ori_shape``. Raises ``FileNotFoundError`` for a
-    missing file and :class:`ImageLoadError` for a file that does not decode
-    as an image; both name the file.
+    ``img_shape`` and ``ori_shape``. Raises :class:`ImageFileNotFoundError`
+    (also a ``FileNotFoundError``) for a missing file and
+    :class:`ImageLoadError` for one that cannot be read (a folder, no
+    permission) or does not decode as an image; both name the file.
     """
 
     def __init__(self, *args, cache_size: int = 0, **kwargs) -> None:
@@ -47,7 +45,9 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         try:
             img_bytes = fileio.get(filename, backend_args=self.backend_args)
         except FileNotFoundError:
-            raise FileNotFoundError(f'image file not found: {filename}') from None
+            raise ImageFileNotFoundError(f'image file not found: {filename}') from None
+        except (OSError, ValueError) as e:  # a folder, no permission, a NUL in the path
+            raise ImageLoadError(f'cannot read image file {filename} ({e})') from e
         if not img_bytes:
             raise ImageLoadError(f'image file is empty: {filename}')
         try:
@@ -66,7 +66,7 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         if img is None:
             try:
                 img = self._decode(filename)
-            except (FileNotFoundError, ImageLoadError):
+            except ImageLoadError:
                 if self.ignore_empty:
                     return None
                 raise
@@ -87,4 +87,4 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         return f'{super().__repr__()[:-1]}, cache_size={self.cache_size})'
 
 
-__all__ = ['ImageLoadError', 'LoadImageFromFile']
+__all__ = ['ImageFileNotFoundError', 'ImageLoadError', 'LoadImageFromFile']

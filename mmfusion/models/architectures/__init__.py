@@ -1,3 +1,4 @@
+from .base import BaseMultiModalModel
 from .classifier import MultiModalClassifier
 
-__all__ = ['MultiModalClassifier']
+__all__ = ['BaseMultiModalModel', 'MultiModalClassifier']

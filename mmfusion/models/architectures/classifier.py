@@ -3,16 +3,17 @@ from typing import Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModel
 
+from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
 from mmfusion.structures import MultiModalDataSample
 
 from ..encoders.base import ModalityFeatures
+from .base import BaseMultiModalModel
 
 
 @MODELS.register_module()
-class MultiModalClassifier(BaseModel):
+class MultiModalClassifier(BaseMultiModalModel):
     """Encode each modality, fuse, and classify the fused vector.
 
     Serves single-label and multi-label classification and VQA (answer
@@ -32,6 +33,10 @@ class MultiModalClassifier(BaseModel):
             fusion (takes the token view; its pooled view feeds the head).
         head: e.g. ``VQAHead``.
         data_preprocessor: defaults to ``MultiModalDataPreprocessor``.
+        on_nonfinite_loss: ``'raise'`` (default) or ``'skip'``; what a NaN
+            or infinite loss does (see :class:`BaseMultiModalModel`).
+        max_nonfinite_skips: with ``'skip'``, how many skipped iterations in
+            a row count as divergence and stop training.
 
     ``forward(inputs, data_samples, mode)``: inputs maps modality -> batch;
     ``mode='loss'`` returns a dict of losses, ``'predict'`` the data samples
@@ -40,13 +45,16 @@ class MultiModalClassifier(BaseModel):
 
     def __init__(self, encoders: Dict[str, dict], fusion: dict, head: dict,
                  data_preprocessor: Optional[dict] = None,
+                 on_nonfinite_loss: str = 'raise', max_nonfinite_skips: int = 10,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='MultiModalDataPreprocessor')
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg,
+                         on_nonfinite_loss=on_nonfinite_loss,
+                         max_nonfinite_skips=max_nonfinite_skips)
         encoders = {name: cfg for name, cfg in encoders.items() if cfg is not None}
         if not encoders:
-            raise ValueError('MultiModalClassifier needs at least one encoder')
+            raise ConfigError('model.encoders: MultiModalClassifier needs at least one encoder')
         self.encoders = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in encoders.items()})
         self._check_vocab_sizes()
 
@@ -55,10 +63,10 @@ class MultiModalClassifier(BaseModel):
         given = fusion.setdefault('in_dims', enc_dims)
         for name, dim in given.items():
             if name not in enc_dims:
-                raise ValueError(f'model.fusion.in_dims names modality {name!r} but '
+                raise ConfigError(f'model.fusion.in_dims names modality {name!r} but '
                                  f'model.encoders has only {sorted(enc_dims)}')
             if dim != enc_dims[name]:
-                raise ValueError(f'model.fusion.in_dims[{name!r}]={dim} but the {name} encoder '
+                raise ConfigError(f'model.fusion.in_dims[{name!r}]={dim} but the {name} encoder '
                                  f'outputs {enc_dims[name]} features; drop in_dims to use the '
                                  'encoder sizes')
         self.fusion = MODELS.build(fusion)
@@ -66,7 +74,7 @@ class MultiModalClassifier(BaseModel):
         head = dict(head)
         head.setdefault('in_dim', self.fusion.out_dim)
         if head['in_dim'] != self.fusion.out_dim:
-            raise ValueError(f'model.head.in_dim={head["in_dim"]} but the fusion outputs '
+            raise ConfigError(f'model.head.in_dim={head["in_dim"]} but the fusion outputs '
                              f'{self.fusion.out_dim} features')
         self.head = MODELS.build(head)
 
@@ -77,7 +85,7 @@ class MultiModalClassifier(BaseModel):
             if name in tokenizers and hasattr(enc, 'vocab_size'):
                 n = len(tokenizers[name])
                 if n > enc.vocab_size:
-                    raise ValueError(f'the {name} tokenizer has {n} tokens but '
+                    raise ConfigError(f'the {name} tokenizer has {n} tokens but '
                                      f'model.encoders.{name} embeds only {enc.vocab_size}; '
                                      'raise its vocab_size or lower the tokenizer\'s '
                                      'max_vocab_size')
@@ -87,7 +95,7 @@ class MultiModalClassifier(BaseModel):
         missing = [m for m in self.encoders if m not in inputs]
         unused = [m for m in inputs if m not in self.encoders]
         if missing or unused:
-            raise KeyError(f'the model encodes {sorted(self.encoders)} but the batch carries '
+            raise ConfigError(f'the model encodes {sorted(self.encoders)} but the batch carries '
                            f'{sorted(inputs)} (missing: {missing}, not consumed: {unused}); '
                            'make the pipeline\'s PackMultiModalInputs(inputs=...) and '
                            'model.encoders agree')
