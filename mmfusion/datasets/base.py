@@ -1,8 +1,9 @@
 """The base of mmfusion's datasets: annotation checks and the corrupt-sample policy."""
+import json
 import logging
 import os.path as osp
 import random
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
@@ -59,6 +60,54 @@ def with_context(error: DataError, prefix: str, suffix: str = '') -> DataError:
         return type(error)(message)
     except TypeError:  # a subclass with another signature keeps the base type
         return DataError(message)
+
+
+def load_json(path: str, what: str) -> Any:
+    """Read a JSON file, naming it and its role (``what``) in any error.
+
+    Raises :class:`~mmfusion.errors.AnnotationError` for a missing file, one
+    that is not UTF-8, or one that is not valid JSON.
+    """
+    text = read_text_file(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(f'{what} {path} is not valid JSON (line {e.lineno}, column '
+                              f'{e.colno}: {e.msg})') from None
+    except RecursionError:
+        raise AnnotationError(f'{what} {path} is not valid JSON (nested too deeply)') from None
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def top_level_list(data: Any, key: str, path: str, what: str) -> list:
+    """``data[key]``, which must be a list, of a VQAv2 file's top-level object."""
+    if not isinstance(data, dict):
+        raise AnnotationError(f'{what} {path}: the file holds {describe_value(data)}; '
+                              f'expected a JSON object with a "{key}" list')
+    if not isinstance(data.get(key), list):
+        found = describe_value(data[key]) if key in data else f'keys {sorted(data)[:10]}'
+        raise AnnotationError(f'{what} {path}: "{key}" is missing or not a list (found '
+                              f'{found}); expected a JSON object with a "{key}" list')
+    return data[key]
+
+
+def check_record(record: Any, where: str, types: Dict[str, tuple]) -> None:
+    """Raise :class:`AnnotationError` unless ``record`` is an object holding
+    every key of ``types`` with a value of the given kind."""
+    if not isinstance(record, dict):
+        raise AnnotationError(f'{where}: found {describe_value(record)}; expected a JSON '
+                              f'object with keys {sorted(types)}')
+    missing = sorted(set(types) - set(record))
+    if missing:
+        raise AnnotationError(f'{where}: missing {missing}; expected keys {sorted(types)}, '
+                              f'found {sorted(record)[:10]}')
+    for key, (check, expected) in types.items():
+        if not check(record[key]):
+            raise AnnotationError(f'{where}: {key} is {describe_value(record[key])}; '
+                                  f'expected {expected}')
 
 
 class BaseMultiModalDataset(BaseDataset):

@@ -1,61 +1,19 @@
 """VQA datasets in the official VQAv2 file format."""
-import json
 import os.path as osp
 from typing import Any, Dict, List, Optional
 
 from mmfusion.errors import AnnotationError, ConfigError
 from mmfusion.registry import DATASETS
 
-from .base import BaseMultiModalDataset, describe_value, read_text_file
+from .base import (
+    BaseMultiModalDataset,
+    check_record,
+    describe_value,
+    is_int,
+    load_json,
+    top_level_list,
+)
 from .mmshapes import ensure_mmshapes
-
-
-def load_json(path: str, what: str) -> Any:
-    """Read a JSON file, naming it and its role (``what``) in any error.
-
-    Raises :class:`~mmfusion.errors.AnnotationError` for a missing file, one
-    that is not UTF-8, or one that is not valid JSON.
-    """
-    text = read_text_file(path, what)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(f'{what} {path} is not valid JSON (line {e.lineno}, column '
-                              f'{e.colno}: {e.msg})') from None
-    except RecursionError:
-        raise AnnotationError(f'{what} {path} is not valid JSON (nested too deeply)') from None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _top_level_list(data: Any, key: str, path: str, what: str) -> list:
-    """``data[key]``, which must be a list, of a VQAv2 file's top-level object."""
-    if not isinstance(data, dict):
-        raise AnnotationError(f'{what} {path}: the file holds {describe_value(data)}; '
-                              f'expected a JSON object with a "{key}" list')
-    if not isinstance(data.get(key), list):
-        found = describe_value(data[key]) if key in data else f'keys {sorted(data)[:10]}'
-        raise AnnotationError(f'{what} {path}: "{key}" is missing or not a list (found '
-                              f'{found}); expected a JSON object with a "{key}" list')
-    return data[key]
-
-
-def _check_record(record: Any, where: str, types: Dict[str, tuple]) -> None:
-    """Raise :class:`AnnotationError` unless ``record`` is an object holding
-    every key of ``types`` with a value of the given kind."""
-    if not isinstance(record, dict):
-        raise AnnotationError(f'{where}: found {describe_value(record)}; expected a JSON '
-                              f'object with keys {sorted(types)}')
-    missing = sorted(set(types) - set(record))
-    if missing:
-        raise AnnotationError(f'{where}: missing {missing}; expected keys {sorted(types)}, '
-                              f'found {sorted(record)[:10]}')
-    for key, (check, expected) in types.items():
-        if not check(record[key]):
-            raise AnnotationError(f'{where}: {key} is {describe_value(record[key])}; '
-                                  f'expected {expected}')
 
 
 def _is_answer_list(value: Any) -> bool:
@@ -63,10 +21,10 @@ def _is_answer_list(value: Any) -> bool:
             and all(isinstance(a, dict) and isinstance(a.get('answer'), str) for a in value))
 
 
-QUESTION_FIELDS = dict(image_id=(_is_int, 'an int'),
+QUESTION_FIELDS = dict(image_id=(is_int, 'an int'),
                        question=(lambda v: isinstance(v, str), 'a string'),
-                       question_id=(_is_int, 'an int'))
-ANNOTATION_FIELDS = dict(question_id=(_is_int, 'an int'),
+                       question_id=(is_int, 'an int'))
+ANNOTATION_FIELDS = dict(question_id=(is_int, 'an int'),
                          answers=(_is_answer_list, 'a non-empty list of {"answer": str} objects'))
 
 
@@ -126,7 +84,7 @@ class VQAv2Dataset(BaseMultiModalDataset):
 
     def _load_questions(self) -> List[dict]:
         path = self.question_path
-        questions = _top_level_list(load_json(path, 'VQA question file'), 'questions', path,
+        questions = top_level_list(load_json(path, 'VQA question file'), 'questions', path,
                                     'VQA question file')
         if not questions:
             raise AnnotationError(f'VQA question file {path}: "questions" is empty; expected '
@@ -134,7 +92,7 @@ class VQAv2Dataset(BaseMultiModalDataset):
         first_index = {}
         for i, question in enumerate(questions):
             where = f'{path}, question #{i} (sample {i})'
-            _check_record(question, where, QUESTION_FIELDS)
+            check_record(question, where, QUESTION_FIELDS)
             question_id = question['question_id']
             if question_id in first_index:
                 raise AnnotationError(f'{where}: question_id {question_id} repeats question '
@@ -145,12 +103,12 @@ class VQAv2Dataset(BaseMultiModalDataset):
     def _load_annotations(self) -> Dict[int, dict]:
         """question_id -> annotation record."""
         path = self.ann_file
-        records = _top_level_list(load_json(path, 'VQA annotation file'), 'annotations', path,
+        records = top_level_list(load_json(path, 'VQA annotation file'), 'annotations', path,
                                   'VQA annotation file')
         anns, first_index = {}, {}
         for j, record in enumerate(records):
             where = f'{path}, annotation #{j}'
-            _check_record(record, where, ANNOTATION_FIELDS)
+            check_record(record, where, ANNOTATION_FIELDS)
             for key in ('answer_type', 'question_type'):
                 if key in record and not isinstance(record[key], str):
                     raise AnnotationError(f'{where}: {key} is {describe_value(record[key])}; '

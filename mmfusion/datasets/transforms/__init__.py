@@ -13,10 +13,19 @@ from .audio import (
     LoadAudioFromFile,
 )
 from .formatting import PackMultiModalInputs
-from .loading import ImageFileNotFoundError, ImageLoadError, LoadImageFromFile
+from .geometric import MultiModalPad, MultiModalRandomCrop, MultiModalRandomFlip, MultiModalResize
+from .loading import (
+    ImageFileNotFoundError,
+    ImageLoadError,
+    LoadAnnotations,
+    LoadDepthFromFile,
+    LoadImageFromFile,
+)
 
 __all__ = [
     'AudioAddNoise', 'AudioFileNotFoundError', 'AudioFixLength', 'AudioLoadError', 'AudioLogMel',
     'AudioRandomGain', 'AudioRandomTimeShift', 'ImageFileNotFoundError', 'ImageLoadError',
-    'LoadAudioFromFile', 'LoadImageFromFile', 'PackMultiModalInputs'
+    'LoadAnnotations', 'LoadAudioFromFile', 'LoadDepthFromFile', 'LoadImageFromFile',
+    'MultiModalPad', 'MultiModalRandomCrop', 'MultiModalRandomFlip', 'MultiModalResize',
+    'PackMultiModalInputs'
 ]

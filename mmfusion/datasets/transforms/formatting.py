@@ -42,14 +42,19 @@ class PackMultiModalInputs(BaseTransform):
     Returns:
         ``dict(inputs={modality: Tensor (C, H, W) | str | Tensor}, data_samples=
         MultiModalDataSample)`` with ``gt_label``, ``gt_answers``,
-        ``gt_instances`` (from ``gt_bboxes``, ``gt_bboxes_labels``) and
-        ``gt_sem_seg`` (from ``gt_seg_map``) when the results have them.
+        ``gt_instances`` (``bboxes`` float (N, 4) from ``gt_bboxes``, ``labels``
+        long (N,) from ``gt_bboxes_labels``, ``masks`` bool (N, H, W) from
+        ``gt_masks``) and ``gt_sem_seg`` (``data`` long (1, H, W) from
+        ``gt_seg_map``) when the results have them. As in mmdet, instances
+        flagged in ``gt_ignore_flags`` (crowd regions) go to
+        ``ignored_instances`` instead of ``gt_instances``, so a head that knows
+        nothing of ignore flags never trains on them.
     """
 
     def __init__(self, inputs: Optional[Dict[str, str]] = None,
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'scale_factor',
                                              'flip', 'text', 'question', 'question_id',
-                                             'image_id', 'answer_type')) -> None:
+                                             'image_id', 'answer_type', 'img_id')) -> None:
         self.inputs = dict(inputs) if inputs is not None else dict(DEFAULT_INPUT_KEYS)
         self.meta_keys = tuple(meta_keys)
 
@@ -62,12 +67,7 @@ class PackMultiModalInputs(BaseTransform):
         if 'gt_answers' in results:
             sample.gt_answers = results['gt_answers']
         if 'gt_bboxes' in results:
-            instances = InstanceData()
-            instances.bboxes = torch.as_tensor(np.asarray(results['gt_bboxes']),
-                                               dtype=torch.float32).reshape(-1, 4)
-            instances.labels = torch.as_tensor(np.asarray(results['gt_bboxes_labels']),
-                                               dtype=torch.long)
-            sample.gt_instances = instances
+            self._pack_instances(results, sample)
         if 'gt_seg_map' in results:
             seg = torch.from_numpy(np.ascontiguousarray(results['gt_seg_map'])).long()
             sample.gt_sem_seg = PixelData(data=seg[None])
@@ -78,6 +78,23 @@ class PackMultiModalInputs(BaseTransform):
             if key in results:
                 sample.set_field(results[key], key, field_type='metainfo')
         return dict(inputs=packed, data_samples=sample)
+
+    @staticmethod
+    def _pack_instances(results: dict, sample: MultiModalDataSample) -> None:
+        """``gt_instances`` (and ``ignored_instances`` with ``gt_ignore_flags``)."""
+        bboxes = torch.as_tensor(np.asarray(results['gt_bboxes']),
+                                 dtype=torch.float32).reshape(-1, 4)
+        fields = dict(bboxes=bboxes,
+                      labels=torch.as_tensor(np.asarray(results['gt_bboxes_labels']),
+                                             dtype=torch.long))
+        if 'gt_masks' in results:
+            fields['masks'] = torch.from_numpy(np.ascontiguousarray(results['gt_masks'])).bool()
+        if 'gt_ignore_flags' not in results:
+            sample.gt_instances = InstanceData(**fields)
+            return
+        ignored = torch.as_tensor(np.asarray(results['gt_ignore_flags'], dtype=bool)).reshape(-1)
+        sample.gt_instances = InstanceData(**{k: v[~ignored] for k, v in fields.items()})
+        sample.ignored_instances = InstanceData(**{k: v[ignored] for k, v in fields.items()})
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(inputs={self.inputs}, meta_keys={self.meta_keys})'

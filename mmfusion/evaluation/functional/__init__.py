@@ -9,6 +9,7 @@ from .classification import (
     roc_auc,
     topk_accuracy,
 )
+from .segmentation import binary_intersect_and_union, intersect_and_union, summarize
 from .vqa import (
     build_answer_vocab,
     normalize_answer,
@@ -20,8 +21,10 @@ from .vqa import (
 
 __all__ = [
     'average_precision',
+    'binary_intersect_and_union',
     'build_answer_vocab',
     'confusion_matrix',
+    'intersect_and_union',
     'matthews_corrcoef',
     'multilabel_map',
     'multilabel_precision_recall_f1',
@@ -30,6 +33,7 @@ __all__ = [
     'process_digit_article',
     'process_punctuation',
     'roc_auc',
+    'summarize',
     'topk_accuracy',
     'vqa_accuracy',
     'vqa_soft_scores',

@@ -75,7 +75,14 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
                 batch[name] = values.to(self.device).float()
             else:
                 batch[name] = self._stack(name, values)
-        return dict(inputs=batch, data_samples=self.cast_data(data.get('data_samples')))
+        samples = self.cast_data(data.get('data_samples'))
+        image_batches = [batch[name] for name in self.image_cfgs if name in batch]
+        if samples and image_batches:
+            # the padded size, which dense heads need to undo the padding
+            shape = tuple(image_batches[0].shape[-2:])
+            for sample in samples:
+                sample.set_metainfo(dict(batch_input_shape=shape))
+        return dict(inputs=batch, data_samples=samples)
 
     def _tokenize(self, name: str, texts: Sequence[str]) -> Dict[str, torch.Tensor]:
         if not all(isinstance(t, str) for t in texts):

@@ -29,7 +29,9 @@ class TimmEncoder(BaseEncoder):
         tokens (B, h*w, D) grid cells of the last feature map (or the ViT
         tokens), pooled (B, D) their mean (or the model's own pre-logits
         pooling), maps the feature maps of ``out_indices`` (if given);
-        D = ``out_dim`` = channels of the last map.
+        D = ``out_dim`` = channels of the last map. With ``out_indices``,
+        ``map_channels`` and ``map_strides`` list each map's channels and
+        stride (None otherwise).
     """
 
     def __init__(self, model_name: str, checkpoint: Optional[str] = None, in_chans: int = 3,
@@ -57,6 +59,11 @@ class TimmEncoder(BaseEncoder):
         self.features_only = out_indices is not None
         self.out_dim = int(self.model.feature_info.channels()[-1] if self.features_only
                            else self.model.num_features)
+        # channels and strides of ``maps``, for the necks that take them
+        self.map_channels = (list(self.model.feature_info.channels())
+                             if self.features_only else None)
+        self.map_strides = (list(self.model.feature_info.reduction())
+                            if self.features_only else None)
         if frozen:
             self.freeze()
 

@@ -1,4 +1,5 @@
 from .cross_entropy import CrossEntropyLoss
+from .dice_loss import DiceLoss
 from .focal_loss import FocalLoss
 
-__all__ = ['CrossEntropyLoss', 'FocalLoss']
+__all__ = ['CrossEntropyLoss', 'DiceLoss', 'FocalLoss']
