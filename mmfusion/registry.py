@@ -40,7 +40,8 @@ RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmfusion.engin
 RUNNER_CONSTRUCTORS = Registry(
     'runner constructor', parent=MMENGINE_RUNNER_CONSTRUCTORS, locations=['mmfusion.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmfusion.engine'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmfusion.engine'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS,
+                 locations=['mmfusion.engine', 'mmfusion.visualization'])
 LOG_PROCESSORS = Registry(
     'log processor', parent=MMENGINE_LOG_PROCESSORS, locations=['mmfusion.engine'])
 OPTIMIZERS = Registry('optimizer', parent=MMENGINE_OPTIMIZERS, locations=['mmfusion.engine'])
@@ -73,5 +74,6 @@ TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, locations=['mmfus
 # Evaluation and visualisation
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmfusion.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['mmfusion.evaluation'])
-VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS)
+VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS,
+                       locations=['mmfusion.visualization'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS)

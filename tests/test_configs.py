@@ -43,7 +43,11 @@ def test_config_builds_its_model(path, mmshapes_root):
     point_datasets_at(cfg, mmshapes_root)
     model = MODELS.build(cfg.model)
     linears = [m for m in model.head.modules() if isinstance(m, nn.Linear)]
-    if linears:
+    if hasattr(model, 'necks'):  # a dense model: the head takes the fused pyramid
+        width = model.fusion.out_channels if model.fusion is not None else \
+            model.necks[model.spatial_modalities[0]].out_channels
+        assert model.head.in_channels == width
+    elif linears:
         assert linears[0].in_features == model.fusion.out_dim
     else:  # a head that takes the fusion's output as its logits (e.g. after LateFusion)
         assert model.fusion.out_dim == model.head.num_classes

@@ -2,7 +2,9 @@
 
 Prints the metrics as a table and writes them as a flat JSON dict
 (metric name -> number) to ``<work-dir>/metrics.json``. Config and data
-mistakes are reported as in ``tools/train.py``.
+mistakes are reported as in ``tools/train.py``. ``--show-dir DIR`` also draws
+every test sample (ground truth | prediction, the text prompt, the depth map)
+into ``DIR/<image stem>[_<prompt>].png``, ``DIR`` relative to the work dir.
 """
 import argparse
 import json
@@ -32,10 +34,16 @@ def parse_args() -> argparse.Namespace:
                         '(default: ./work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=32')
+    parser.add_argument('--show-dir', help='draw each test sample (ground truth | prediction) '
+                        'into PNGs in this folder (relative to the work dir, or absolute)')
+    parser.add_argument('--show-score-thr', type=float, default=0.3,
+                        help='with --show-dir, leave out predicted boxes scoring at most this')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if not 0 <= args.show_score_thr <= 1:
+        parser.error(f'--show-score-thr must be in [0, 1], got {args.show_score_thr}')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -46,6 +54,13 @@ def metrics_table(metrics: dict) -> str:
     return AsciiTable(rows, title='Test results').table
 
 
+def add_visualization_hook(cfg, show_dir: str, score_thr: float) -> None:
+    """Make the test loop draw its samples into ``show_dir``
+    (:class:`~mmfusion.visualization.MultiModalVisualizationHook`)."""
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='MultiModalVisualizationHook', out_dir=show_dir, score_thr=score_thr)]
+
+
 def main() -> None:
     args = parse_args()
     register_all_modules()
@@ -54,6 +69,8 @@ def main() -> None:
     cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    if args.show_dir:
+        add_visualization_hook(cfg, args.show_dir, args.show_score_thr)
     check_modalities(cfg, ('test_dataloader',))
 
     with explain_config_errors(cfg):

@@ -1,0 +1,24 @@
+# The single-modality baseline of mmshapes_ref_seg.py: RGB only, no text (and
+# no depth). It finds objects but cannot know which ones the expression means.
+_base_ = './mmshapes_ref_seg.py'
+
+model = dict(
+    data_preprocessor=dict(depth=None, text=None),
+    encoders=dict(depth=None, text=None),
+    necks=dict(depth=None),
+    fusion=None,
+)
+_pack = dict(type='PackMultiModalInputs', inputs=dict(image='img'))
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile', cache_size=4096),
+    dict(type='LoadAnnotations', with_bbox=False, with_label=False, with_seg=True),
+    dict(type='MultiModalRandomFlip', prob=0.75,
+         direction=['horizontal', 'vertical', 'diagonal']),
+    _pack,
+]))
+val_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile', cache_size=4096),
+    dict(type='LoadAnnotations', with_bbox=False, with_label=False, with_seg=True),
+    _pack,
+]))
+test_dataloader = val_dataloader
