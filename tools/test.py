@@ -20,6 +20,7 @@ import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any 
 from mmfusion.utils import (
     check_modalities,
     explain_config_errors,
+    finish_distributed,
     load_tool_config,
     register_all_modules,
     run_main,
@@ -84,6 +85,7 @@ def main() -> None:
         with open(out, 'w', encoding='utf-8') as f:
             json.dump(flat, f, indent=2)
         print(f'metrics written to {out}')
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any 
 from mmfusion.utils import (
     check_modalities,
     explain_config_errors,
+    finish_distributed,
     load_tool_config,
     register_all_modules,
     run_main,
@@ -83,6 +84,7 @@ def main() -> None:
     with explain_config_errors(cfg):
         runner = Runner.from_cfg(cfg)
         runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

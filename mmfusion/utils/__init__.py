@@ -1,9 +1,9 @@
 from .config_errors import check_modalities, explain_config_errors, run_main
-from .dist import distributed_model_wrapper_cfg, init_distributed
+from .dist import distributed_model_wrapper_cfg, finish_distributed, init_distributed
 from .extra_state import decode_extra_state, encode_extra_state
 from .launch import load_tool_config
 from .setup_env import register_all_modules
 
 __all__ = ['check_modalities', 'decode_extra_state', 'distributed_model_wrapper_cfg',
-           'encode_extra_state', 'explain_config_errors', 'init_distributed', 'load_tool_config',
-           'register_all_modules', 'run_main']
+           'encode_extra_state', 'explain_config_errors', 'finish_distributed',
+           'init_distributed', 'load_tool_config', 'register_all_modules', 'run_main']

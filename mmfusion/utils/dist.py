@@ -63,6 +63,21 @@ def init_distributed(launcher: str, backend: Optional[str] = None,
     return backend
 
 
+def finish_distributed() -> None:
+    """Wait for every rank, then tear the process group down.
+
+    A rank that exits while the group's background threads still run (gloo)
+    can abort with "terminate called without an active exception", failing
+    a run that trained correctly; torch asks for an explicit
+    ``destroy_process_group`` before exit. Does nothing when not distributed.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def distributed_model_wrapper_cfg(cfg_wrapper: Optional[dict]) -> Optional[dict]:
     """DDP settings for the Runner: on CPU, DDP must get ``device_ids=None``."""
     import torch
