@@ -196,7 +196,16 @@ def test_errors_that_are_not_config_mistakes_pass_unchanged():
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(p, REPO_ROOT) for p in CONFIGS])
 def test_every_shipped_config_passes_the_modality_check(path):
-    check_modalities(Config.fromfile(path))
+    cfg = Config.fromfile(path)
+    check_modalities(cfg)  # raises ConfigError on a mismatch
+    # and the check is live for this config: dropping an encoder is caught
+    encoders = [m for m, enc in (cfg.model.get('encoders') or {}).items() if enc is not None]
+    packs = [t for t in cfg.train_dataloader.dataset.get('pipeline', [])
+             if t.get('type') == 'PackMultiModalInputs' and t.get('inputs')]
+    if encoders and packs:
+        cfg.model.encoders[encoders[0]] = None
+        with pytest.raises(ConfigError, match=f"'{encoders[0]}' is packed but no encoder"):
+            check_modalities(cfg, ('train_dataloader',))
 
 
 def test_modality_packed_but_not_encoded():
@@ -234,6 +243,8 @@ def test_modalities_inside_dataset_wrappers():
 
 def test_modalities_not_checked_without_explicit_inputs_or_encoders():
     cfg = itm_cfg(**{'model.encoders.text': None})
+    with pytest.raises(ConfigError):  # the mismatch below is real
+        check_modalities(cfg)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         # the default inputs pack whatever the results hold
         cfg[loader].dataset.pipeline[-1].inputs = None

@@ -1,20 +1,26 @@
 """What every mmfusion model does the same way: the guarded training step."""
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import torch
 import torch.distributed as torch_dist
+import torch.nn as nn
 from mmengine.dist import is_distributed
 from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
 from mmfusion.errors import ConfigError, NonFiniteLossError
+from mmfusion.registry import MODELS
 
 NONFINITE_POLICIES = ('raise', 'skip')
 
 
 class BaseMultiModalModel(BaseModel):
     """MMEngine's ``BaseModel`` whose training step refuses a non-finite loss.
+
+    Also what every mmfusion model shares: ``MultiModalDataPreprocessor`` as
+    the default data preprocessor, :meth:`build_encoders` and
+    :meth:`check_batch_modalities`.
 
     A NaN or infinite loss, stepped, turns every weight into NaN and the
     next checkpoint with it. Before the optimizer step each loss term is
@@ -34,9 +40,12 @@ class BaseMultiModalModel(BaseModel):
     ``AmpOptimWrapper`` skips those steps itself.
     """
 
-    def __init__(self, *args, on_nonfinite_loss: str = 'raise',
-                 max_nonfinite_skips: int = 10, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data_preprocessor: Optional[dict] = None,
+                 on_nonfinite_loss: str = 'raise', max_nonfinite_skips: int = 10,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='MultiModalDataPreprocessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if on_nonfinite_loss not in NONFINITE_POLICIES:
             raise ConfigError(f'model.on_nonfinite_loss must be one of {NONFINITE_POLICIES}, '
                               f'got {on_nonfinite_loss!r}')
@@ -47,6 +56,26 @@ class BaseMultiModalModel(BaseModel):
         self.max_nonfinite_skips = max_nonfinite_skips
         self._skips_in_a_row = 0
         self.nonfinite_skips = 0  # over the whole run, for logs and tests
+
+    def build_encoders(self, encoders: Dict[str, Optional[dict]]) -> None:
+        """``self.encoders``: one encoder per modality; ``None`` entries (which
+        drop an inherited encoder) are left out."""
+        encoders = {name: cfg for name, cfg in encoders.items() if cfg is not None}
+        if not encoders:
+            raise ConfigError(f'model.encoders: {type(self).__name__} needs at least one '
+                              'encoder')
+        self.encoders = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in encoders.items()})
+
+    def check_batch_modalities(self, inputs: dict) -> None:
+        """Raise :class:`ConfigError` unless the batch carries exactly the
+        modalities the model encodes."""
+        missing = [m for m in self.encoders if m not in inputs]
+        unused = [m for m in inputs if m not in self.encoders]
+        if missing or unused:
+            raise ConfigError(f'the model encodes {sorted(self.encoders)} but the batch carries '
+                              f'{sorted(inputs)} (missing: {missing}, not consumed: {unused}); '
+                              "make the pipeline's PackMultiModalInputs(inputs=...) and "
+                              'model.encoders agree')
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-import torch.nn as nn
 
 from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
@@ -47,15 +46,10 @@ class MultiModalClassifier(BaseMultiModalModel):
                  data_preprocessor: Optional[dict] = None,
                  on_nonfinite_loss: str = 'raise', max_nonfinite_skips: int = 10,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='MultiModalDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg,
                          on_nonfinite_loss=on_nonfinite_loss,
                          max_nonfinite_skips=max_nonfinite_skips)
-        encoders = {name: cfg for name, cfg in encoders.items() if cfg is not None}
-        if not encoders:
-            raise ConfigError('model.encoders: MultiModalClassifier needs at least one encoder')
-        self.encoders = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in encoders.items()})
+        self.build_encoders(encoders)
         self._check_vocab_sizes()
 
         fusion = dict(fusion)
@@ -92,13 +86,7 @@ class MultiModalClassifier(BaseMultiModalModel):
 
     def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict]]) -> torch.Tensor:
         """Encode and fuse; returns the fused vector (B, fusion.out_dim)."""
-        missing = [m for m in self.encoders if m not in inputs]
-        unused = [m for m in inputs if m not in self.encoders]
-        if missing or unused:
-            raise ConfigError(f'the model encodes {sorted(self.encoders)} but the batch carries '
-                           f'{sorted(inputs)} (missing: {missing}, not consumed: {unused}); '
-                           'make the pipeline\'s PackMultiModalInputs(inputs=...) and '
-                           'model.encoders agree')
+        self.check_batch_modalities(inputs)
         feats: Dict[str, ModalityFeatures] = {
             name: enc(inputs[name]) for name, enc in self.encoders.items()}
         if self.fusion.input_form == 'vector':

@@ -67,15 +67,10 @@ class MultiModalDenseModel(BaseMultiModalModel):
                  data_preprocessor: Optional[dict] = None,
                  on_nonfinite_loss: str = 'raise', max_nonfinite_skips: int = 10,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='MultiModalDataPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg,
                          on_nonfinite_loss=on_nonfinite_loss,
                          max_nonfinite_skips=max_nonfinite_skips)
-        encoders = {m: cfg for m, cfg in encoders.items() if cfg is not None}
-        if not encoders:
-            raise ConfigError('model.encoders: a dense model needs at least one encoder')
-        self.encoders = nn.ModuleDict({m: MODELS.build(cfg) for m, cfg in encoders.items()})
+        self.build_encoders(encoders)
         spatial = [m for m, enc in self.encoders.items()
                    if getattr(enc, 'map_channels', None) is not None]
         if not spatial:
@@ -126,13 +121,7 @@ class MultiModalDenseModel(BaseMultiModalModel):
 
     def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict]]) -> List[torch.Tensor]:
         """Encode every modality and fuse: the fused pyramid [(B, C, H_l, W_l), ...]."""
-        missing = [m for m in self.encoders if m not in inputs]
-        unused = [m for m in inputs if m not in self.encoders]
-        if missing or unused:
-            raise ConfigError(f'the model encodes {sorted(self.encoders)} but the batch carries '
-                              f'{sorted(inputs)} (missing: {missing}, not consumed: {unused}); '
-                              "make the pipeline's PackMultiModalInputs(inputs=...) and "
-                              'model.encoders agree')
+        self.check_batch_modalities(inputs)
         feats: Dict[str, ModalityFeatures] = {m: enc(inputs[m]) for m, enc in self.encoders.items()}
         maps = {}
         for m in self.spatial_modalities:

@@ -133,8 +133,12 @@ class BaseSpatialFusion(BaseModule):
         return None
 
     def fuse_level(self, level: int, feats: Dict[str, torch.Tensor], context) -> torch.Tensor:
-        """Fuse the maps ``feats`` (modality -> (B, C_m, H, W)) of one level."""
-        raise NotImplementedError
+        """Fuse the maps ``feats`` (modality -> (B, C_m, H, W)) of one level.
+
+        The one method a spatial fusion must define (the base class checks the
+        inputs and loops over the levels)."""
+        raise NotImplementedError(f'{type(self).__name__} must define fuse_level(level, feats, '
+                                  'context), the fusion of one pyramid level')
 
     def forward(self, maps: Dict[str, List[torch.Tensor]],
                 cond: Optional[Dict[str, ModalityFeatures]] = None) -> List[torch.Tensor]:
