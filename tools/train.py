@@ -11,7 +11,11 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
+from mmfusion.apis import resolve_vocabularies, use_built_train_set
+from mmfusion.engine.checkpoint_fit import checkpoint_fit_hook
+from mmfusion.errors import ConfigError
 from mmfusion.utils import (
+    add_data_root_argument,
     check_modalities,
     explain_config_errors,
     finish_distributed,
@@ -38,6 +42,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_epochs=2 '
                         'model.fusion.out_dim=256')
+    add_data_root_argument(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torchrun passes --local-rank (or --local_rank) to older scripts
@@ -48,7 +53,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher)
+    cfg = load_tool_config(args.config, args.work_dir, args.cfg_options, args.launcher,
+                           data_root=args.data_root)
 
     if args.amp:
         import torch
@@ -62,8 +68,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise KeyError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) '
-                           'in the config')
+            raise ConfigError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) '
+                              'in the config')
         cfg.auto_scale_lr.enable = True
 
     if args.resume == 'auto':
@@ -72,6 +78,9 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    # resume loads strictly; load_from (fine-tuning) loads what fits and logs
+    # one summary table, strictly too with load_from_strict=True
+    checkpoint_fit_hook(cfg)
     return cfg
 
 
@@ -82,7 +91,10 @@ def main() -> None:
     check_modalities(cfg, ('train_dataloader', 'val_dataloader'))
     # the data loaders are built inside train(), so config mistakes surface there too
     with explain_config_errors(cfg):
+        # word and answer vocabularies come from the training set, read once
+        train_set = resolve_vocabularies(cfg)
         runner = Runner.from_cfg(cfg)
+        use_built_train_set(runner, train_set)
         runner.train()
     finish_distributed()
 

@@ -14,6 +14,8 @@ custom_hooks = [
     dict(type='PlainCheckpointHook'),  # checkpoints load with torch.load(weights_only=True)
     dict(type='EpochSeedHook'),
     dict(type='SaveVocabularyHook'),
+    # stops at start-up when a given vocabulary or class count does not fit the training data
+    dict(type='VocabularyCheckHook'),
 ]
 
 env_cfg = dict(

@@ -4,7 +4,7 @@
 # token fusions take the image's 2x2 grid cells (256-d) and the audio's time
 # steps (128-d).
 _base_ = [
-    './datasets/mmshapes_av.py',
+    './datasets/mmshapes_av_dataset.py',
     './schedules/adamw_12e.py',
     './default_runtime.py',
 ]

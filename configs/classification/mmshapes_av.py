@@ -2,7 +2,7 @@
 # image, a small CNN over the log-mel spectrogram, low-rank bilinear fusion
 # (MLB) and a 3-way classifier (the shape of the sounding object).
 _base_ = [
-    '../_base_/datasets/mmshapes_av.py',
+    '../_base_/datasets/mmshapes_av_dataset.py',
     '../_base_/schedules/adamw_12e.py',
     '../_base_/default_runtime.py',
 ]

@@ -2,12 +2,11 @@
 # n-gram CNN over the caption ("two red circles" becomes one feature), low-rank
 # bilinear fusion (MLB) and a 2-way classifier (match / mismatch).
 _base_ = [
-    '../_base_/datasets/mmshapes_itm.py',
+    '../_base_/datasets/mmshapes_itm_dataset.py',
     '../_base_/schedules/adamw_12e.py',
     '../_base_/default_runtime.py',
 ]
 
-train_set = {{_base_.train_dataloader.dataset}}
 text_vocab_size = 64
 
 model = dict(
@@ -16,8 +15,7 @@ model = dict(
         type='MultiModalDataPreprocessor',
         image=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                    bgr_to_rgb=True),
-        text=dict(tokenizer=dict(type='WordLevelTokenizer', dataset=train_set,
-                                 text_key='text', max_vocab_size=text_vocab_size),
+        text=dict(tokenizer=dict(type='WordLevelTokenizer', max_vocab_size=text_vocab_size),
                   max_length=32)),
     encoders=dict(
         image=dict(type='TimmEncoder', model_name='resnet18', layers=[1, 1, 1, 1],

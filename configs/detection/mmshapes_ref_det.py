@@ -3,18 +3,16 @@
 # pyramid level (the text scales and shifts the fused RGB-D features); an FCOS
 # head with one class ('object': whatever the expression refers to).
 _base_ = [
-    '../_base_/datasets/mmshapes_ref_det.py',
+    '../_base_/datasets/mmshapes_ref_det_dataset.py',
     '../_base_/models/mmshapes_rgbd_fpn.py',
     '../_base_/schedules/adamw_12e.py',
     '../_base_/default_runtime.py',
 ]
 
-train_set = {{_base_.train_dataloader.dataset}}
 text_vocab_size = 64
 model = dict(
     data_preprocessor=dict(
-        text=dict(tokenizer=dict(type='WordLevelTokenizer', dataset=train_set,
-                                 text_key='text', max_vocab_size=text_vocab_size),
+        text=dict(tokenizer=dict(type='WordLevelTokenizer', max_vocab_size=text_vocab_size),
                   max_length=16)),
     encoders=dict(
         text=dict(type='TextCNNEncoder', vocab_size=text_vocab_size, embed_dim=64, out_dim=128,

@@ -2,7 +2,7 @@
 # an FPN per modality, per-level concat fusion) and a Panoptic-FPN-style decode
 # head (cross-entropy + Dice).
 _base_ = [
-    '../_base_/datasets/mmshapes_rgbd_seg.py',
+    '../_base_/datasets/mmshapes_rgbd_seg_dataset.py',
     '../_base_/models/mmshapes_rgbd_fpn.py',
     '../_base_/schedules/adamw_12e.py',
     '../_base_/default_runtime.py',

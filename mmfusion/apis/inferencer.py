@@ -1,5 +1,4 @@
 """Predictions from raw inputs: an image (path or array) and a question."""
-import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -7,11 +6,11 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from mmfusion.errors import ConfigError
-from mmfusion.registry import MODELS
 from mmfusion.utils import check_modalities, explain_config_errors, register_all_modules
+
+from .model import init_model
 
 InputType = Dict[str, Union[str, np.ndarray]]
 
@@ -36,14 +35,11 @@ class MultiModalInferencer:
                  device: Optional[str] = None) -> None:
         register_all_modules(init_default_scope=False)
         init_default_scope('mmfusion')
-        self.cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+        cfg = Config.fromfile(config) if isinstance(config, str) else config
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        check_modalities(self.cfg, ('test_dataloader',))
-        with explain_config_errors(self.cfg):
-            self.model = MODELS.build(self.cfg.model)
-        if checkpoint is not None:
-            load_checkpoint(self.model, checkpoint, map_location='cpu', strict=True)
-        self.model.to(self.device).eval()
+        check_modalities(cfg, ('test_dataloader',))
+        self.model = init_model(cfg, checkpoint, self.device)
+        self.cfg = self.model.cfg
 
         pipeline = list(self.cfg.test_dataloader.dataset.pipeline)
         pack = [t for t in pipeline if t['type'] == 'PackMultiModalInputs']

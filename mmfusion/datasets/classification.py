@@ -1,4 +1,6 @@
-"""Multimodal classification from a list file: bring your own data with a config only."""
+"""``ListClsDataset``: multimodal classification from a JSON-lines or CSV list file.
+
+Bring your own data with a config only."""
 import csv
 import io
 import json
@@ -11,7 +13,6 @@ from mmfusion.errors import AnnotationError, ConfigError
 from mmfusion.registry import DATASETS
 
 from .base import BaseMultiModalDataset, describe_value, read_text_file
-from .mmshapes import COLORS, SHAPES, ensure_mmshapes
 
 # list-file column -> pipeline results key; path columns are joined to data_root
 PATH_KEYS = ('img_path', 'depth_path', 'audio_path')
@@ -27,7 +28,7 @@ def _is_number(value) -> bool:
 
 
 @DATASETS.register_module()
-class MultiModalClsDataset(BaseMultiModalDataset):
+class ListClsDataset(BaseMultiModalDataset):
     """Single- or multi-label classification samples listed in a JSON-lines or CSV file.
 
     One row per sample. Recognised columns (any subset; at least one modality):
@@ -275,40 +276,4 @@ class MultiModalClsDataset(BaseMultiModalDataset):
         return data_list
 
 
-MMSHAPES_CLS_TASKS = dict(
-    # image + caption -> does the caption describe the image? (negatives: other
-    # scenes' captions; itm_hard: captions of minimally changed scenes)
-    itm=dict(classes=('mismatch', 'match'), multi_label=False),
-    itm_hard=dict(classes=('mismatch', 'match'), multi_label=False),
-    # image + sound -> the shape of the sounding object (the pitch gives its colour)
-    av=dict(classes=SHAPES, multi_label=False),
-    # image -> the colours present
-    multilabel=dict(classes=tuple(COLORS), multi_label=True),
-)
-
-
-@DATASETS.register_module()
-class MMShapesClsDataset(MultiModalClsDataset):
-    """A classification task of the embedded MMShapes dataset, generated on first use.
-
-    Args:
-        task: ``'itm'`` (image-text matching, 2 classes; ``'itm_hard'``
-            with minimally changed captions as negatives), ``'av'``
-            (audio-visual: which shape is sounding, 3 classes) or
-            ``'multilabel'`` (which colours are present, 6 classes).
-        split: ``'train'`` or ``'val'``.
-        data_root: where MMShapes lives (generated there if absent).
-        mmshapes: generator parameters to insist on (see ``ensure_mmshapes``).
-    """
-
-    def __init__(self, task: str, split: str = 'train', data_root: str = 'data/mmshapes',
-                 mmshapes: Optional[dict] = None, **kwargs) -> None:
-        if task not in MMSHAPES_CLS_TASKS:
-            raise ValueError(f'MMShapesClsDataset: task must be one of '
-                             f'{sorted(MMSHAPES_CLS_TASKS)}, got {task!r}')
-        if split not in ('train', 'val'):
-            raise ValueError(f'MMShapesClsDataset: split must be "train" or "val", got {split!r}')
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        spec = MMSHAPES_CLS_TASKS[task]
-        super().__init__(ann_file=f'classification/{split}_{task}.jsonl', data_root=data_root,
-                         classes=spec['classes'], multi_label=spec['multi_label'], **kwargs)
+__all__ = ['ListClsDataset', 'MODALITY_KEYS', 'PATH_KEYS', 'VALUE_KEYS']

@@ -16,11 +16,7 @@ from .base import (
     load_json,
     top_level_list,
 )
-from .mmshapes import ensure_mmshapes
 
-# MMShapes distances are uniform in 1-9 m: 5 m splits the objects in halves
-# (train 3421 near / 3506 far, val 859 / 841 for the default copy)
-NEAR_FAR_THRESHOLD = 5.0
 REFERRING_CLASSES = ('object', )
 
 
@@ -227,7 +223,7 @@ def _join(root: Optional[str], path: str) -> str:
 
 
 @DATASETS.register_module()
-class CocoMultiModalDataset(BaseMultiModalDataset):
+class CocoDetDataset(BaseMultiModalDataset):
     """Detection samples from a COCO instances file, with aligned extra
     modalities and, optionally, referring expressions.
 
@@ -409,75 +405,4 @@ class CocoMultiModalDataset(BaseMultiModalDataset):
         return kept
 
 
-class NearFarClassesMixin:
-    """Classes ``'<category> near'`` / ``'<category> far'``: an object's class
-    depends on its ``distance`` (metres, a field of each annotation), which
-    only a depth map shows. Used by the MMShapes ``'rgbd'`` tasks; needs
-    ``self.task`` and ``self.near_threshold`` (near = distance < threshold)."""
-
-    def default_classes(self, category_names: List[str]) -> Tuple[str, ...]:
-        if self.task != 'rgbd':
-            return super().default_classes(category_names)
-        return tuple(f'{name} {side}' for name in category_names for side in ('near', 'far'))
-
-    def class_name_of(self, ann: dict, category_name: str, where: str) -> str:
-        if self.task != 'rgbd':
-            return super().class_name_of(ann, category_name, where)
-        distance = ann.get('distance')
-        if not _is_number(distance) or distance < 0:
-            found = describe_value(distance) if 'distance' in ann else 'missing'
-            raise AnnotationError(f'{where}: distance is {found}; expected the distance of the '
-                                  f'object in metres (a number >= 0)')
-        return f'{category_name} {"near" if distance < self.near_threshold else "far"}'
-
-
-MMSHAPES_DENSE_TASKS = ('rgbd', 'ref')
-
-
-def check_mmshapes_args(owner: str, task: str, split: str, near_threshold: float) -> None:
-    """Raise :class:`ConfigError` for an unknown task/split or a bad threshold."""
-    if task not in MMSHAPES_DENSE_TASKS:
-        raise ConfigError(f'{owner}: task must be one of {list(MMSHAPES_DENSE_TASKS)}, '
-                          f'got {task!r}')
-    if split not in ('train', 'val'):
-        raise ConfigError(f'{owner}: split must be "train" or "val", got {split!r}')
-    if not _is_number(near_threshold) or near_threshold <= 0:
-        raise ConfigError(f'{owner}: near_threshold must be a positive number of metres, '
-                          f'got {near_threshold!r}')
-
-
-@DATASETS.register_module()
-class MMShapesDetDataset(NearFarClassesMixin, CocoMultiModalDataset):
-    """Detection on the embedded MMShapes dataset, generated on first use.
-
-    Args:
-        task: ``'rgbd'``: 6 classes ``'<shape> near'``/``'<shape> far'`` (near:
-            closer than ``near_threshold`` metres), which the RGB picture
-            cannot tell apart (objects show no distance cue) and the depth map
-            can; ``'ref'``: referring detection, one sample per expression
-            (``text``), the referred objects as class ``'object'``. Both give
-            the depth PNG as ``depth_path``.
-        split: ``'train'`` or ``'val'``.
-        data_root: where MMShapes lives (generated there if absent).
-        mmshapes: generator parameters to insist on (see ``ensure_mmshapes``).
-        near_threshold: metres; the default 5 balances near and far.
-        **kwargs: :class:`CocoMultiModalDataset` arguments.
-    """
-
-    def __init__(self, task: str = 'rgbd', split: str = 'train',
-                 data_root: str = 'data/mmshapes', mmshapes: Optional[dict] = None,
-                 near_threshold: float = NEAR_FAR_THRESHOLD, **kwargs) -> None:
-        check_mmshapes_args(type(self).__name__, task, split, near_threshold)
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        self.task = task
-        self.split = split
-        self.near_threshold = float(near_threshold)
-        kwargs.setdefault('extra_modalities', dict(depth='depth_file'))
-        if task == 'ref':
-            kwargs.setdefault('refs_file', f'annotations/refs_{split}.json')
-        super().__init__(ann_file=f'annotations/instances_{split}.json', data_root=data_root,
-                         **kwargs)
-
-
-__all__ = ['CocoMultiModalDataset', 'MMShapesDetDataset', 'NEAR_FAR_THRESHOLD',
-           'NearFarClassesMixin', 'load_coco', 'load_refs']
+__all__ = ['CocoDetDataset', 'load_coco', 'load_refs']

@@ -14,17 +14,7 @@ from .base import (
     read_text_file,
     top_level_list,
 )
-from .detection import (
-    IMAGE_FIELDS,
-    NEAR_FAR_THRESHOLD,
-    CocoMultiModalDataset,
-    NearFarClassesMixin,
-    _is_path,
-    _join,
-    check_mmshapes_args,
-    is_int,
-)
-from .mmshapes import ensure_mmshapes
+from .detection import IMAGE_FIELDS, CocoDetDataset, _is_path, _join, is_int
 
 BACKGROUND = 'background'
 IGNORE_INDEX = 255
@@ -57,7 +47,7 @@ def _read_jsonl(path: str, what: str) -> List[Tuple[int, dict]]:
 
 
 @DATASETS.register_module()
-class SegMultiModalDataset(BaseMultiModalDataset):
+class ListSegDataset(BaseMultiModalDataset):
     """Semantic segmentation samples: an image, optional aligned modalities and
     a mask PNG of class indices.
 
@@ -75,7 +65,7 @@ class SegMultiModalDataset(BaseMultiModalDataset):
       record (``seg_map_key``, relative to ``data_root``) or in the folder
       ``data_prefix['seg_map_path']`` under the image's file stem plus
       ``seg_map_suffix``; ``extra_modalities`` as in
-      :class:`~mmfusion.datasets.CocoMultiModalDataset`.
+      :class:`~mmfusion.datasets.CocoDetDataset`.
 
     Args:
         ann_file: the list file, relative to ``data_root``.
@@ -218,12 +208,12 @@ class SegMultiModalDataset(BaseMultiModalDataset):
 
 
 @DATASETS.register_module()
-class CocoSegDataset(CocoMultiModalDataset):
+class CocoSegDataset(CocoDetDataset):
     """Semantic (or, with ``refs_file``, referring) segmentation maps made on
     the fly from a COCO instances file.
 
     Classes: ``'background'`` (0) and the detection classes of
-    :class:`~mmfusion.datasets.CocoMultiModalDataset` (``'object'`` with
+    :class:`~mmfusion.datasets.CocoDetDataset` (``'object'`` with
     refs). A pixel takes the class of the object on top (crowd regions:
     ``ignore_index``); with refs, 1 where the referred objects are, 0
     elsewhere. Each sample is the detection sample plus either
@@ -238,7 +228,7 @@ class CocoSegDataset(CocoMultiModalDataset):
     Args:
         inst_map_key: see above; None decodes the annotations' masks.
         ignore_index: the label of crowd pixels; in metainfo.
-        **kwargs: :class:`CocoMultiModalDataset` arguments; ``metainfo``
+        **kwargs: :class:`CocoDetDataset` arguments; ``metainfo``
             classes, if given, must start with ``'background'``.
     """
     METAINFO = dict(task='segmentation')
@@ -297,7 +287,7 @@ class CocoSegDataset(CocoMultiModalDataset):
 
 
 @DATASETS.register_module()
-class RefSegDataset(CocoSegDataset):
+class CocoRefSegDataset(CocoSegDataset):
     """Referring segmentation: one sample per expression of ``refs_file``
     (``text``), its map 1 where the referred objects are and 0 elsewhere.
 
@@ -317,38 +307,5 @@ class RefSegDataset(CocoSegDataset):
         super().__init__(ann_file=ann_file, refs_file=refs_file, **kwargs)
 
 
-@DATASETS.register_module()
-class MMShapesSegDataset(NearFarClassesMixin, CocoSegDataset):
-    """Segmentation on the embedded MMShapes dataset, generated on first use.
-
-    Args:
-        task: ``'rgbd'``: semantic maps with ``'background'`` and the 6 classes
-            ``'<shape> near'``/``'<shape> far'`` (near: closer than
-            ``near_threshold`` metres; only depth tells them apart);
-            ``'ref'``: one sample per referring expression (``text``), the map
-            1 on the referred objects. Both are made from the instance-id PNGs
-            and the annotations on the fly and give ``depth_path``.
-        split: ``'train'`` or ``'val'``.
-        data_root: where MMShapes lives (generated there if absent).
-        mmshapes: generator parameters to insist on (see ``ensure_mmshapes``).
-        near_threshold: metres; the default 5 balances near and far.
-        **kwargs: :class:`CocoSegDataset` arguments.
-    """
-
-    def __init__(self, task: str = 'rgbd', split: str = 'train',
-                 data_root: str = 'data/mmshapes', mmshapes: Optional[dict] = None,
-                 near_threshold: float = NEAR_FAR_THRESHOLD, **kwargs) -> None:
-        check_mmshapes_args(type(self).__name__, task, split, near_threshold)
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        self.task = task
-        self.split = split
-        self.near_threshold = float(near_threshold)
-        kwargs.setdefault('extra_modalities', dict(depth='depth_file'))
-        kwargs.setdefault('inst_map_key', 'inst_mask_file')
-        if task == 'ref':
-            kwargs.setdefault('refs_file', f'annotations/refs_{split}.json')
-        super().__init__(ann_file=f'annotations/instances_{split}.json', data_root=data_root,
-                         **kwargs)
-
-
-__all__ = ['CocoSegDataset', 'MMShapesSegDataset', 'RefSegDataset', 'SegMultiModalDataset']
+__all__ = ['BACKGROUND', 'CocoRefSegDataset', 'CocoSegDataset', 'IGNORE_INDEX',
+           'ListSegDataset']

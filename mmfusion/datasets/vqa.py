@@ -13,7 +13,6 @@ from .base import (
     load_json,
     top_level_list,
 )
-from .mmshapes import ensure_mmshapes
 
 
 def _is_answer_list(value: Any) -> bool:
@@ -150,25 +149,4 @@ class VQAv2Dataset(BaseMultiModalDataset):
         return data_list
 
 
-@DATASETS.register_module()
-class MMShapesVQADataset(VQAv2Dataset):
-    """VQA on the embedded MMShapes dataset, generated on first use.
-
-    Args:
-        split: ``'train'`` or ``'val'``.
-        data_root: where MMShapes lives (generated there if absent).
-        mmshapes: generator parameters (``num_train``, ``num_val``,
-            ``img_size``, ``seed``) to insist on; None accepts whatever copy
-            is in ``data_root`` and generates the defaults if there is none.
-    """
-
-    def __init__(self, split: str = 'train', data_root: str = 'data/mmshapes',
-                 mmshapes: Optional[dict] = None, **kwargs) -> None:
-        if split not in ('train', 'val'):
-            raise ValueError(f'MMShapesVQADataset: split must be "train" or "val", got {split!r}')
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        kwargs.setdefault('question_file', f'vqa/v2_OpenEnded_mmshapes_{split}_questions.json')
-        kwargs.setdefault('ann_file', f'vqa/v2_mmshapes_{split}_annotations.json')
-        kwargs.setdefault('data_prefix', dict(img_path=f'images/{split}'))
-        kwargs.setdefault('img_file_template', '{image_id:06d}.png')
-        super().__init__(data_root=data_root, **kwargs)
+__all__ = ['VQAv2Dataset']

@@ -29,10 +29,12 @@ of one. :class:`AtomicLocalBackend` makes MMEngine's local file backend (which
 also writes ``last_checkpoint`` atomically and deletes outdated checkpoints
 only after the new one is complete.
 """
+import errno
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, List, Optional, Union
@@ -45,7 +47,7 @@ from mmengine.hooks import CheckpointHook as MMEngineCheckpointHook
 from mmengine.hooks import Hook
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from mmfusion.errors import CheckpointError, UnsafeCheckpointError
+from mmfusion.errors import CheckpointError, CheckpointWriteError, UnsafeCheckpointError
 from mmfusion.registry import HOOKS
 
 _BUFFER_TAG = '__history_buffer__'
@@ -96,6 +98,14 @@ def load_checkpoint_file(filename: Union[str, Path],
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise CheckpointError(f'checkpoint file not found: {filename}')
+    with open(filename, 'rb') as f:
+        head = f.read(4)
+    # torch writes a zip archive (PK..); old files are a bare pickle (0x80, protocol)
+    if not (head.startswith(b'PK') or head[:1] == b'\x80'):
+        raise CheckpointError(
+            f'cannot read checkpoint {filename} ({osp.getsize(filename)} bytes): it is not a '
+            'PyTorch checkpoint (neither a zip archive nor a pickle); check the argument order '
+            '(CONFIG first, then CHECKPOINT)')
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
@@ -108,7 +118,8 @@ def load_checkpoint_file(filename: Union[str, Path],
             'on the allow-list of checkpoint types (tensors, numbers, strings, containers, '
             'numpy arrays), and unpickling it could run code from the file. Only if you '
             f'trust where the file came from, convert it once with: {command}') from None
-    except (RuntimeError, EOFError, KeyError, ValueError) as e:
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, AttributeError,
+            TypeError) as e:
         # torch reports a damaged zip archive or a non-checkpoint file in these
         raise CheckpointError(
             f'cannot read checkpoint {filename} ({osp.getsize(filename)} bytes): not a '
@@ -145,9 +156,12 @@ def atomic_write(path: Union[str, Path], data: Union[bytes, str],
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        # the partial temporary file goes; ``path`` itself was never opened
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(path, len(data), exc) from exc
         raise
     if hasattr(os, 'O_DIRECTORY'):  # POSIX: make the rename durable too
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -155,6 +169,42 @@ def atomic_write(path: Union[str, Path], data: Union[bytes, str],
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _display_path(path: str) -> str:
+    """``path`` relative to the current folder when it lies inside it."""
+    rel = osp.relpath(path) if osp.isabs(path) else path
+    return path if rel.startswith('..') else rel
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB'):
+        if num_bytes < 1024 or unit == 'GiB':
+            return f'{num_bytes:.0f} {unit}' if unit == 'bytes' else f'{num_bytes:.1f} {unit}'
+        num_bytes /= 1024
+    return f'{num_bytes:.1f} TiB'  # not reached
+
+
+def write_error(path: str, size: int, exc: OSError) -> CheckpointWriteError:
+    """A :class:`CheckpointWriteError` for a failed :func:`atomic_write`:
+    names the file, the reason, the bytes to write and the free space."""
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        free = f'{_size(shutil.disk_usage(folder).free)} free on its disk'
+    except OSError:
+        free = 'free space unknown'
+    reason = exc.strerror or type(exc).__name__
+    hint = ''
+    if exc.errno == errno.EFBIG:
+        hint = ' (a limit on the size of files this process may write, e.g. ulimit -f)'
+    elif exc.errno == errno.EDQUOT:
+        hint = ' (a disk quota)'
+    error = CheckpointWriteError(
+        f'cannot write {_display_path(path)} ({_size(size)}): {reason}{hint}; {free}. '
+        'The previous checkpoints and last_checkpoint are unchanged: make room, then '
+        'continue with tools/train.py CONFIG --resume')
+    error.errno = exc.errno  # still an OSError for code that checks the errno
+    return error
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -220,6 +270,11 @@ class PlainCheckpointHook(Hook):
     priority = 'HIGHEST'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # MMEngine stores the config text (meta['cfg']) but not its file; the
+        # file lets a checkpoint that does not fit a model say where it is from
+        filename = getattr(getattr(runner, 'cfg', None), 'filename', None)
+        if filename and isinstance(checkpoint.get('meta'), dict):
+            checkpoint['meta'].setdefault('config_file', _display_path(filename))
         for key in ('meta', 'message_hub'):
             if key in checkpoint:
                 checkpoint[key] = to_plain(checkpoint[key])

@@ -413,7 +413,11 @@ def run_main(main: Callable[[], Any], prog: str = 'mmfusion') -> None:
     ``<prog>: error: <message>`` on stderr and exit with status 1.
 
     Set ``MMFUSION_TRACEBACK=1`` to see such an error's traceback instead.
-    A collective that failed because another rank died becomes a
+    ``SystemExit('message')`` is printed the same way; argparse's usage
+    errors keep their exit status 2. Config files, ``--cfg-options`` and
+    launchers are checked where every tool reads its config
+    (:func:`mmfusion.utils.launch.read_tool_config`). A collective that
+    failed because another rank died becomes a
     :class:`~mmfusion.errors.LostRankError` first. Other exceptions (bugs)
     keep their traceback.
     """
@@ -431,6 +435,14 @@ def run_main(main: Callable[[], Any], prog: str = 'mmfusion') -> None:
         if os.environ.get(TRACEBACK_ENV, '') == '1':
             raise
         print(f'{prog}: error: {exc}', file=sys.stderr)
+        sys.exit(1)
+    except SystemExit as exc:
+        # ``raise SystemExit('message')`` would print the bare message; give it
+        # the same form as every other error. argparse's exits (status 2 after
+        # its usage line) and plain statuses pass unchanged.
+        if not isinstance(exc.code, str):
+            raise
+        print(f'{prog}: error: {exc.code}', file=sys.stderr)
         sys.exit(1)
 
 

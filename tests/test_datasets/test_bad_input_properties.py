@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from mmfusion.datasets import MultiModalClsDataset, VQAv2Dataset
+from mmfusion.datasets import ListClsDataset, VQAv2Dataset
 from mmfusion.datasets.transforms import LoadAudioFromFile, LoadImageFromFile
 from mmfusion.errors import (
     AnnotationError,
@@ -122,7 +122,7 @@ dataset_options = st.fixed_dictionaries(dict(classes=st.sampled_from([None, CLAS
                                              test_mode=st.booleans()))
 
 
-def check_loaded_cls(ds: MultiModalClsDataset, classes, test_mode: bool) -> None:
+def check_loaded_cls(ds: ListClsDataset, classes, test_mode: bool) -> None:
     """What every sample of a dataset that loaded must look like."""
     assert len(ds) > 0
     for i in range(len(ds)):
@@ -148,7 +148,7 @@ def check_loaded_cls(ds: MultiModalClsDataset, classes, test_mode: bool) -> None
 def build_cls(path: str, root: str, options: dict):
     """The dataset, or None after checking that the AnnotationError names the file."""
     try:
-        ds = MultiModalClsDataset(path, data_root=root, serialize_data=False, **options)
+        ds = ListClsDataset(path, data_root=root, serialize_data=False, **options)
     except AnnotationError as e:
         event('AnnotationError')
         assert path in str(e)
@@ -259,7 +259,7 @@ def test_each_field_loads_exactly_when_valid(root, field, value):
     expected = expected_field(root, field, value)
     key = 'gt_label' if field in ('label', 'labels') else field
     try:
-        ds = MultiModalClsDataset(path, data_root=root, classes=CLASSES, multi_label=multi_label,
+        ds = ListClsDataset(path, data_root=root, classes=CLASSES, multi_label=multi_label,
                                   serialize_data=False)
     except AnnotationError as e:
         event('AnnotationError')
@@ -290,7 +290,7 @@ def test_valid_list_files_load(root, rows, as_csv):
         path = write(osp.join(root, 'valid.csv'), out.getvalue())
     else:
         path = write(osp.join(root, 'valid.jsonl'), '\n'.join(json.dumps(r) for r in rows))
-    ds = MultiModalClsDataset(path, data_root=root, classes=CLASSES, serialize_data=False)
+    ds = ListClsDataset(path, data_root=root, classes=CLASSES, serialize_data=False)
     assert len(ds) == len(rows)
     for i, row in enumerate(rows):
         info = ds.get_data_info(i)
@@ -476,14 +476,14 @@ def test_dataset_errors_name_sample_and_image(root, data, skip):
     list_file = write(osp.join(root, 'pipe.jsonl'),
                       '{"img_path": "images/bad.png", "label": 0}\n'
                       '{"img_path": "images/0.png", "label": 1}\n')
-    ds = MultiModalClsDataset(list_file, data_root=root, on_bad_sample='skip' if skip else 'raise',
+    ds = ListClsDataset(list_file, data_root=root, on_bad_sample='skip' if skip else 'raise',
                               serialize_data=False, pipeline=[dict(type='LoadImageFromFile'),
                                         dict(type='PackMultiModalInputs')])
     try:
         item = ds[0]
     except ImageLoadError as e:
         assert not skip
-        assert str(e).startswith(f'MultiModalClsDataset sample 0 ({list_file}): ')
+        assert str(e).startswith(f'ListClsDataset sample 0 ({list_file}): ')
         assert bad in str(e)
         return
     skipped = item['data_samples'].metainfo.get('bad_samples_skipped', 0)

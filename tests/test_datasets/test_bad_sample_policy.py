@@ -13,7 +13,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
-from mmfusion.datasets import MultiModalClsDataset, VQAv2Dataset
+from mmfusion.datasets import ListClsDataset, VQAv2Dataset
 from mmfusion.errors import ConfigError, DataError, ImageFileNotFoundError, ImageLoadError
 from mmfusion.registry import MODELS
 from mmfusion.utils import register_all_modules
@@ -40,9 +40,9 @@ def make_list(root, num: int, corrupt=(), missing=()) -> str:
     return str(root / 'train.jsonl')
 
 
-def build(root, **kwargs) -> MultiModalClsDataset:
+def build(root, **kwargs) -> ListClsDataset:
     kwargs.setdefault('pipeline', PIPELINE)
-    return MultiModalClsDataset('train.jsonl', data_root=str(root), classes=['a', 'b'],
+    return ListClsDataset('train.jsonl', data_root=str(root), classes=['a', 'b'],
                                 **kwargs)
 
 
@@ -70,7 +70,7 @@ def test_raise_names_the_dataset_sample_list_file_and_image(tmp_path):
     with pytest.raises(ImageLoadError) as info:
         ds[3]
     bad_image = str(tmp_path / 'images' / '3.png')
-    assert str(info.value).startswith(f'MultiModalClsDataset sample 3 ({ann}): cannot decode '
+    assert str(info.value).startswith(f'ListClsDataset sample 3 ({ann}): cannot decode '
                                       f'{bad_image} as an image')
     assert isinstance(info.value.__cause__, ImageLoadError)  # the transform's own error
 
@@ -92,7 +92,7 @@ def test_skip_returns_another_sample_and_counts_it(tmp_path, warnings_logged):
     assert pixel(item) != 3
     assert item['data_samples'].metainfo['bad_samples_skipped'] == 1
     assert len(warnings_logged) == 1
-    assert 'MultiModalClsDataset sample 3 ' in warnings_logged[0]
+    assert 'ListClsDataset sample 3 ' in warnings_logged[0]
     assert f'using sample {pixel(item)} instead' in warnings_logged[0]
     assert 'cannot decode' in warnings_logged[0]
     again = ds[3]

@@ -1,10 +1,10 @@
-"""MultiModalClsDataset (JSON lines / CSV lists) and the MMShapes classification tasks."""
+"""ListClsDataset (JSON lines / CSV lists) and the MMShapes classification tasks."""
 import json
 import os.path as osp
 
 import pytest
 
-from mmfusion.datasets import MMShapesClsDataset, MultiModalClsDataset
+from mmfusion.datasets import ListClsDataset, MMShapesClsDataset
 from mmfusion.errors import AnnotationError
 
 
@@ -18,7 +18,7 @@ def test_jsonl_rows_with_names_indices_and_relative_paths(tmp_path):
     rows = [dict(img_path='images/1.png', text='a red circle.', label='match'),
             dict(img_path='/abs/2.png', audio_path='audio/2.wav', label=0, note='kept')]
     write(tmp_path / 'train.jsonl', '\n'.join(json.dumps(r) for r in rows) + '\n\n')
-    ds = MultiModalClsDataset('train.jsonl', data_root=str(tmp_path),
+    ds = ListClsDataset('train.jsonl', data_root=str(tmp_path),
                               classes=['mismatch', 'match'], check_files=False)
     assert len(ds) == 2
     first, second = ds.get_data_info(0), ds.get_data_info(1)
@@ -33,7 +33,7 @@ def test_jsonl_rows_with_names_indices_and_relative_paths(tmp_path):
 def test_csv_multi_label_and_vectors(tmp_path):
     write(tmp_path / 'classes.txt', 'red\ngreen\nblue\n')
     write(tmp_path / 'list.csv', 'vector,text,labels\n0.5 1 -2,hello,blue|red\n1 2 3,,green\n')
-    ds = MultiModalClsDataset(str(tmp_path / 'list.csv'), classes=str(tmp_path / 'classes.txt'),
+    ds = ListClsDataset(str(tmp_path / 'list.csv'), classes=str(tmp_path / 'classes.txt'),
                               multi_label=True)
     assert ds.get_data_info(0)['gt_label'] == [0, 2]
     assert ds.get_data_info(0)['vector'] == [0.5, 1.0, -2.0]
@@ -56,18 +56,18 @@ def test_csv_multi_label_and_vectors(tmp_path):
 def test_bad_list_files_name_the_file_and_row(tmp_path, content, kwargs, match):
     path = write(tmp_path / 'bad.jsonl', content)
     with pytest.raises(AnnotationError, match=match) as info:
-        MultiModalClsDataset(path, **kwargs)
+        ListClsDataset(path, **kwargs)
     assert 'bad.jsonl' in str(info.value)
 
 
 def test_missing_list_file_is_named(tmp_path):
     with pytest.raises(AnnotationError, match='ann_file not found: .*nowhere.jsonl'):
-        MultiModalClsDataset(str(tmp_path / 'nowhere.jsonl'))
+        ListClsDataset(str(tmp_path / 'nowhere.jsonl'))
 
 
 def test_test_mode_allows_unlabelled_rows(tmp_path):
     path = write(tmp_path / 'test.jsonl', '{"text": "hi"}\n')
-    ds = MultiModalClsDataset(path, test_mode=True)
+    ds = ListClsDataset(path, test_mode=True)
     assert 'gt_label' not in ds.get_data_info(0)
 
 
@@ -112,10 +112,10 @@ def test_readme_list_file_config_builds(mmshapes_root, tmp_path):
 _base_ = 'mmfusion::classification/mmshapes_av.py'
 classes = ['cat', 'dog']
 train_dataloader = dict(dataset=dict(
-    _delete_=True, type='MultiModalClsDataset', data_root={str(tmp_path)!r},
+    _delete_=True, type='ListClsDataset', data_root={str(tmp_path)!r},
     ann_file='train.jsonl', classes=classes, pipeline={{{{_base_.train_pipeline}}}}))
 val_dataloader = dict(dataset=dict(
-    _delete_=True, type='MultiModalClsDataset', data_root={str(tmp_path)!r},
+    _delete_=True, type='ListClsDataset', data_root={str(tmp_path)!r},
     ann_file='val.jsonl', classes=classes, pipeline={{{{_base_.test_pipeline}}}}))
 test_dataloader = val_dataloader
 model = dict(head=dict(num_classes=2))

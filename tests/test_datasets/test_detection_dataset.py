@@ -1,4 +1,4 @@
-"""CocoMultiModalDataset, MMShapesDetDataset, LoadDepthFromFile and LoadAnnotations."""
+"""CocoDetDataset, MMShapesDetDataset, LoadDepthFromFile and LoadAnnotations."""
 import copy
 import json
 import os
@@ -11,8 +11,8 @@ from conftest import SMALL_MMSHAPES
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from mmfusion.datasets import CocoMultiModalDataset, MMShapesDetDataset
-from mmfusion.datasets.detection import NEAR_FAR_THRESHOLD
+from mmfusion.datasets import CocoDetDataset, MMShapesDetDataset
+from mmfusion.datasets.mmshapes import NEAR_FAR_THRESHOLD
 from mmfusion.datasets.transforms import LoadAnnotations, LoadDepthFromFile
 from mmfusion.errors import (
     AnnotationError,
@@ -97,7 +97,7 @@ def coco_root(tmp_path):
 
 def build(root, **kwargs):
     kwargs.setdefault('data_prefix', dict(img_path='img'))
-    return CocoMultiModalDataset('ann.json', data_root=root, **kwargs)
+    return CocoDetDataset('ann.json', data_root=root, **kwargs)
 
 
 def test_samples_have_xyxy_boxes_contiguous_labels_crowd_flags_and_modalities(coco_root):

@@ -1,4 +1,4 @@
-"""SegMultiModalDataset, CocoSegDataset/RefSegDataset and MMShapesSegDataset."""
+"""ListSegDataset, CocoSegDataset/CocoRefSegDataset and MMShapesSegDataset."""
 import json
 import os
 import os.path as osp
@@ -12,12 +12,12 @@ from pycocotools import mask as mask_utils
 from test_detection_dataset import IMG_H, IMG_W, TINY_REFS, crowd_mask, tiny_coco, write_json
 
 from mmfusion.datasets import (
+    CocoRefSegDataset,
     CocoSegDataset,
+    ListSegDataset,
     MMShapesSegDataset,
-    RefSegDataset,
-    SegMultiModalDataset,
 )
-from mmfusion.datasets.detection import NEAR_FAR_THRESHOLD
+from mmfusion.datasets.mmshapes import NEAR_FAR_THRESHOLD
 from mmfusion.datasets.transforms import LoadAnnotations
 from mmfusion.errors import (
     AnnotationError,
@@ -94,7 +94,7 @@ def test_mmshapes_ref_map_is_the_union_of_the_referred_masks(mmshapes_root):
 
 
 def test_segmentation_from_a_coco_image_list_and_mask_key(mmshapes_root):
-    ds = SegMultiModalDataset('annotations/instances_train.json', data_root=mmshapes_root,
+    ds = ListSegDataset('annotations/instances_train.json', data_root=mmshapes_root,
                               seg_map_key='sem_mask_file',
                               extra_modalities=dict(depth='depth_file'),
                               pipeline=RGBD_SEG_PIPELINE)
@@ -106,7 +106,7 @@ def test_segmentation_from_a_coco_image_list_and_mask_key(mmshapes_root):
     np.testing.assert_array_equal(seg_of(ds[0]), read_png(info['seg_map_path']))
 
 
-# -- SegMultiModalDataset on hand-written lists -----------------------------
+# -- ListSegDataset on hand-written lists -----------------------------
 
 @pytest.fixture
 def seg_root(tmp_path):
@@ -134,7 +134,7 @@ def test_jsonl_list_with_depth_and_text(seg_root):
         dict(img_path='img/a.png', depth_path='img/a_d.png', seg_map_path='ann/a_mask.png',
              text='a sofa'),
         dict(img_path='img/b.png', seg_map_path='ann/b_mask.png')])
-    ds = SegMultiModalDataset('train.jsonl', data_root=seg_root, classes=['bg', 'wall', 'sofa'],
+    ds = ListSegDataset('train.jsonl', data_root=seg_root, classes=['bg', 'wall', 'sofa'],
                               pipeline=RGBD_SEG_PIPELINE)
     assert ds.metainfo['classes'] == ('bg', 'wall', 'sofa') and len(ds) == 2
     item = ds[0]
@@ -143,7 +143,7 @@ def test_jsonl_list_with_depth_and_text(seg_root):
     assert item['inputs']['depth'][0, 0, 0] == pytest.approx(1.2)
     assert item['data_samples'].text == 'a sofa'
     with pytest.raises(ConfigError, match='needs classes'):
-        SegMultiModalDataset('train.jsonl', data_root=seg_root)
+        ListSegDataset('train.jsonl', data_root=seg_root)
 
 
 @pytest.mark.parametrize('rows, match', [
@@ -159,35 +159,35 @@ def test_jsonl_list_with_depth_and_text(seg_root):
 def test_bad_jsonl_lists(seg_root, rows, match):
     write_lines(osp.join(seg_root, 'bad.jsonl'), rows)
     with pytest.raises(AnnotationError, match=match) as info:
-        SegMultiModalDataset('bad.jsonl', data_root=seg_root, classes=['a', 'b'])
+        ListSegDataset('bad.jsonl', data_root=seg_root, classes=['a', 'b'])
     assert 'bad.jsonl' in str(info.value)
 
 
 def test_test_mode_lists_need_no_masks(seg_root):
     write_lines(osp.join(seg_root, 'test.jsonl'), [dict(img_path='img/a.png')])
-    ds = SegMultiModalDataset('test.jsonl', data_root=seg_root, classes=['a'], test_mode=True)
+    ds = ListSegDataset('test.jsonl', data_root=seg_root, classes=['a'], test_mode=True)
     assert 'seg_map_path' not in ds.get_data_info(0)
 
 
 def test_coco_image_list_with_a_mask_folder(seg_root):
     write_json(osp.join(seg_root, 'images.json'),
                dict(images=[dict(id=1, file_name='a.png'), dict(id=2, file_name='b.png')]))
-    ds = SegMultiModalDataset('images.json', data_root=seg_root, classes=['bg', 'x', 'y'],
+    ds = ListSegDataset('images.json', data_root=seg_root, classes=['bg', 'x', 'y'],
                               data_prefix=dict(img_path='img', seg_map_path='ann'),
                               seg_map_suffix='_mask.png')
     assert ds.get_data_info(1)['seg_map_path'] == osp.join(seg_root, 'ann', 'b_mask.png')
     assert ds.get_data_info(1)['img_id'] == 2
     with pytest.raises(ConfigError, match='where are the masks'):
-        SegMultiModalDataset('images.json', data_root=seg_root, classes=['bg'])
+        ListSegDataset('images.json', data_root=seg_root, classes=['bg'])
     with pytest.raises(ConfigError, match='has no "categories"'):
-        SegMultiModalDataset('images.json', data_root=seg_root, seg_map_key='mask')
+        ListSegDataset('images.json', data_root=seg_root, seg_map_key='mask')
     write_json(osp.join(seg_root, 'images.json'),
                dict(images=[dict(id=1, file_name='a.png')], categories=[dict(id=2, name='x')]))
     with pytest.raises(AnnotationError, match=r'category ids \[2\] are not 1..1'):
-        SegMultiModalDataset('images.json', data_root=seg_root, seg_map_key='mask')
+        ListSegDataset('images.json', data_root=seg_root, seg_map_key='mask')
 
 
-# -- CocoSegDataset / RefSegDataset: maps painted from polygons and RLEs ------
+# -- CocoSegDataset / CocoRefSegDataset: maps painted from polygons and RLEs ------
 
 @pytest.fixture
 def coco_root(tmp_path):
@@ -221,7 +221,7 @@ def test_semantic_maps_from_coco_instances(coco_root):
 
 
 def test_referring_maps_from_coco_instances(coco_root):
-    ds = RefSegDataset('ann.json', refs_file='refs.json', data_root=coco_root,
+    ds = CocoRefSegDataset('ann.json', refs_file='refs.json', data_root=coco_root,
                        data_prefix=dict(img_path='img'), pipeline=SEG_PIPELINE)
     assert ds.metainfo['classes'] == ('background', 'object') and len(ds) == 3
     first = ds[0]
@@ -231,7 +231,7 @@ def test_referring_maps_from_coco_instances(coco_root):
     assert not seg[crowd_mask() > 0].any()  # the crowd is not referred
     np.testing.assert_array_equal(seg_of(ds[2]), seg_of(ds[1]))  # two sentences, one ref
     with pytest.raises(ConfigError, match='refs_file must be a file path'):
-        RefSegDataset('ann.json', refs_file=None, data_root=coco_root)
+        CocoRefSegDataset('ann.json', refs_file=None, data_root=coco_root)
 
 
 def test_instance_id_png_with_label_map(coco_root):
@@ -251,7 +251,7 @@ def test_instance_id_png_with_label_map(coco_root):
     assert 'mask' not in ds.get_data_info(0)['instances'][0]
     expected = np.where(inst == 1, 2, np.where(inst == 2, 255, 0))
     np.testing.assert_array_equal(seg_of(ds[0]), expected)
-    ref = RefSegDataset('ann.json', refs_file='refs.json', data_root=coco_root,
+    ref = CocoRefSegDataset('ann.json', refs_file='refs.json', data_root=coco_root,
                         data_prefix=dict(img_path='img'), inst_map_key='inst_file')
     assert ref.get_data_info(0)['label_map'] == {0: 0, 1: 1, 2: 0}
     del data['images'][1]['inst_file']

@@ -75,15 +75,27 @@ def test_word_tokenizer_is_deterministic_and_round_trips():
     assert restored.pad_token_id == a.pad_token_id == 0
 
 
-def test_word_tokenizer_caps_the_vocabulary_and_reads_datasets(mmshapes_root):
-    tok = WordLevelTokenizer(dataset=dict(type='MMShapesVQADataset', data_root=mmshapes_root,
-                                          split='train', mmshapes=SMALL_MMSHAPES),
-                             text_key='question', max_vocab_size=10)
+def test_word_tokenizer_caps_the_vocabulary_and_reads_its_own_dataset(mmshapes_root):
+    """A tokenizer config naming its own dataset is filled from that dataset."""
+    from mmengine.config import Config
+
+    from mmfusion.apis import resolve_vocabularies
+    from mmfusion.errors import ConfigError
+    from mmfusion.registry import TOKENIZERS
+
+    source = dict(type='MMShapesVQADataset', data_root=mmshapes_root, split='train',
+                  mmshapes=SMALL_MMSHAPES)
+
+    def tokenizer_cfg(**kwargs) -> Config:
+        return Config(dict(model=dict(data_preprocessor=dict(text=dict(tokenizer=dict(
+            type='WordLevelTokenizer', dataset=source, **kwargs))))))
+
+    cfg = tokenizer_cfg(text_key='question', max_vocab_size=10)
+    assert resolve_vocabularies(cfg) is None  # the training set was not needed
+    tok = TOKENIZERS.build(cfg.model.data_preprocessor.text.tokenizer)
     assert len(tok) == 10
-    with pytest.raises(KeyError, match='no .nope. field'):
-        WordLevelTokenizer(dataset=dict(type='MMShapesVQADataset', data_root=mmshapes_root,
-                                        split='train', mmshapes=SMALL_MMSHAPES),
-                           text_key='nope')
+    with pytest.raises(ConfigError, match="no 'nope' field"):
+        resolve_vocabularies(tokenizer_cfg(text_key='nope'))
 
 
 def test_hf_tokenizer_loads_a_local_folder_and_never_downloads(tmp_path):

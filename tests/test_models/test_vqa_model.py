@@ -7,6 +7,7 @@ from conftest import REPO_ROOT, point_datasets_at
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mmfusion.apis import resolve_vocabularies
 from mmfusion.errors import ConfigError
 from mmfusion.registry import DATASETS, MODELS
 from mmfusion.utils import register_all_modules
@@ -18,6 +19,7 @@ register_all_modules()
 def cfg(mmshapes_root):
     cfg = Config.fromfile(f'{REPO_ROOT}/configs/vqa/mmshapes_vqa.py')
     point_datasets_at(cfg, mmshapes_root)
+    resolve_vocabularies(cfg)  # the word and answer lists, from the training set
     return cfg
 
 

@@ -90,9 +90,19 @@ def test_traceback_on_request(itm_cfg, tmp_path):
     assert 'KeyError' in proc.stderr
 
 
+def empty_checkpoint(tmp_path) -> str:
+    """A real checkpoint file that holds no weights (and so no vocabularies)."""
+    import torch
+
+    path = str(tmp_path / 'empty.pth')
+    torch.save(dict(state_dict={}, meta={}), path)
+    return path
+
+
 def test_test_tool_reports_config_error(itm_cfg, tmp_path):
-    # the model is built before the checkpoint is read, so any existing file will do
-    proc = run_failing_tool([PYTHON, 'tools/test.py', itm_cfg, itm_cfg, '--work-dir',
+    # the model is built before the weights are loaded: a checkpoint without them will do
+    ckpt = empty_checkpoint(tmp_path)
+    proc = run_failing_tool([PYTHON, 'tools/test.py', itm_cfg, ckpt, '--work-dir',
                              str(tmp_path), '--cfg-options', 'model.head.type=ClsHaed'])
     assert proc.returncode == 1
     line = error_line(proc)
@@ -103,8 +113,9 @@ def test_test_tool_reports_config_error(itm_cfg, tmp_path):
 def test_infer_tool_reports_config_error(mmshapes_root, tmp_path):
     cfg = small_cfg(CONFIG, mmshapes_root, str(tmp_path), max_epochs=1,
                     extra={'model.encoders.image.type': 'TimEncoder'})
-    # the model is built before the checkpoint or the image is read
-    proc = run_failing_tool([PYTHON, 'tools/infer.py', cfg, cfg, '--image', 'scene.png',
+    # the model is built before the weights or the image are read
+    proc = run_failing_tool([PYTHON, 'tools/infer.py', cfg, empty_checkpoint(tmp_path),
+                             '--image', 'scene.png',
                              '--text', 'two red circles'])
     assert proc.returncode == 1
     line = error_line(proc)

@@ -8,6 +8,7 @@ from conftest import REPO_ROOT
 from mmengine.config import Config
 from mmengine.registry import Registry
 
+from mmfusion.apis import resolve_vocabularies
 from mmfusion.datasets import MMShapesClsDataset
 from mmfusion.errors import ConfigError
 from mmfusion.models.fusion.gated import GMUFusion
@@ -42,6 +43,7 @@ def itm_cfg(**options) -> Config:
 
 def build_model(cfg: Config):
     with explain_config_errors(cfg):
+        resolve_vocabularies(cfg)
         return MODELS.build(cfg.model)
 
 

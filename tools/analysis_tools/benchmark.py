@@ -30,7 +30,15 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mmfusion  # noqa: F401
-from mmfusion.utils import register_all_modules
+from mmfusion.apis import resolve_vocabularies, use_built_train_set
+from mmfusion.utils import (
+    add_data_root_argument,
+    check_modalities,
+    explain_config_errors,
+    read_tool_config,
+    register_all_modules,
+    run_main,
+)
 
 
 class ThroughputHook(Hook):
@@ -104,12 +112,15 @@ def main() -> None:
     parser.add_argument('--iters', type=int, default=120, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=10, help='untimed iterations first')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_data_root_argument(parser)
     args = parser.parse_args()
+    if args.iters < 1:
+        parser.error(f'--iters must be at least 1, got {args.iters}')
+    if args.warmup < 1:
+        parser.error(f'--warmup must be at least 1, got {args.warmup}')
 
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_tool_config(args.config, args.cfg_options, args.data_root)
     cfg.work_dir = tempfile.mkdtemp(prefix='mmfusion_benchmark_')
     cfg.train_cfg = dict(by_epoch=False, max_iters=args.warmup + args.iters,
                          val_interval=10**9)
@@ -118,9 +129,12 @@ def main() -> None:
     cfg.param_scheduler = None  # schedules change no compute
     cfg.default_hooks.checkpoint = None
     cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-
-    e2e = end_to_end(runner, args.warmup, args.iters)
+    check_modalities(cfg, ('train_dataloader',))
+    with explain_config_errors(cfg):
+        train_set = resolve_vocabularies(cfg)  # word/answer lists from the training set
+        runner = Runner.from_cfg(cfg)
+        use_built_train_set(runner, train_set)
+        e2e = end_to_end(runner, args.warmup, args.iters)
     bound = compute_only(runner, cfg, args.warmup, args.iters)
     data = pipeline_only(runner, args.warmup, args.iters)
     print(f'config: {args.config}  batch size: {runner.train_dataloader.batch_size}  '
@@ -133,4 +147,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -27,13 +27,21 @@ import time
 from collections import Counter
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import mmfusion  # noqa: F401
-from mmfusion.utils import register_all_modules
+from mmfusion.apis import resolve_vocabularies, use_built_train_set
+from mmfusion.errors import ConfigError
+from mmfusion.utils import (
+    check_modalities,
+    explain_config_errors,
+    read_tool_config,
+    register_all_modules,
+    run_main,
+)
 
 WARMUP_ITERS = 5
 
@@ -70,22 +78,25 @@ def majority_accuracy(runner: Runner) -> float:
 
 
 def run_one(config: str, work_dir: str, cfg_options: dict | None, metric: str) -> dict:
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_tool_config(config, cfg_options)
     name = osp.splitext(osp.basename(config))[0]
     cfg.work_dir = osp.join(work_dir, name)
     cfg.experiment_name = f'fusion_benchmark_{name}'
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
-    runner = Runner.from_cfg(cfg)
-    hook = BenchmarkHook()
-    runner.register_hook(hook)
-    runner.train()
+    check_modalities(cfg, ('train_dataloader', 'val_dataloader'))
+    with explain_config_errors(cfg):
+        train_set = resolve_vocabularies(cfg)  # word/answer lists from the training set
+        runner = Runner.from_cfg(cfg)
+        use_built_train_set(runner, train_set)
+        hook = BenchmarkHook()
+        runner.register_hook(hook)
+        runner.train()
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     scores = [m[metric] for m in hook.val_metrics if metric in m]
     if not scores:
-        raise KeyError(f'{config}: the evaluator reported no {metric!r}; got '
-                       f'{sorted(hook.val_metrics[-1]) if hook.val_metrics else "nothing"}')
+        raise ConfigError(f'--metric {metric}: the evaluator of {config} reported no such '
+                          'metric; got '
+                          f'{sorted(hook.val_metrics[-1]) if hook.val_metrics else "nothing"}')
     return dict(name=name, fusion=type(model.fusion).__name__, form=model.fusion.input_form,
                 last=scores[-1], best=max(scores),
                 params=sum(p.numel() for p in model.fusion.parameters()),
@@ -132,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

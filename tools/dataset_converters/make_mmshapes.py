@@ -10,12 +10,13 @@ ahead of time, or with other sizes. An up-to-date copy is left alone; a copy
 with other parameters is replaced only with ``--force``.
 """
 import argparse
+import json
 import os.path as osp
 import shutil
-import sys
 import time
 
 from mmfusion.datasets.mmshapes import DEFAULT_MMSHAPES, ensure_mmshapes
+from mmfusion.utils import run_main
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +32,14 @@ def parse_args() -> argparse.Namespace:
                         help='random seed')
     parser.add_argument('--force', action='store_true',
                         help='delete an existing MMShapes copy in --out-dir and regenerate')
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name in ('num_train', 'num_val', 'seed'):
+        if getattr(args, name) < 0:
+            parser.error(f'--{name.replace("_", "-")} must be at least 0, got '
+                         f'{getattr(args, name)}')
+    if args.img_size < 32:
+        parser.error(f'--img-size must be at least 32, got {args.img_size}')
+    return args
 
 
 def main() -> int:
@@ -41,19 +49,20 @@ def main() -> int:
     if args.force and osp.exists(args.out_dir):
         # Only ever delete something that is recognisably MMShapes.
         if not osp.isfile(osp.join(args.out_dir, 'meta.json')):
-            print(f'{args.out_dir} is not an MMShapes folder (no meta.json); not deleting it',
-                  file=sys.stderr)
-            return 1
+            raise SystemExit(f'{args.out_dir} is not an MMShapes folder (no meta.json); not '
+                             'deleting it')
         shutil.rmtree(args.out_dir)
     start = time.time()
     try:
         ensure_mmshapes(args.out_dir, **params)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f'{osp.join(args.out_dir, "meta.json")} is not valid JSON ({e}): a '
+                         'damaged copy; pass --force to regenerate it') from e
     except ValueError as e:
-        print(f'error: {e} (or pass --force)', file=sys.stderr)
-        return 1
+        raise SystemExit(f'{e} (or pass --force)') from e
     print(f'MMShapes ready in {args.out_dir} ({time.time() - start:.1f} s)')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_main(main)

@@ -5,13 +5,17 @@
 Each case builds a small broken input in a temporary folder (shown as
 ``data/`` in the messages) and feeds it to the real component: a dataset and
 its pipeline, a config through the checks ``tools/train.py`` runs, a
-checkpoint through mmfusion's loader, a training step. The table in
+checkpoint through mmfusion's loader (and one of another model into a
+model), a checkpoint write under a file-size limit, a training step. Free
+disk space, which changes from run to run, is shown as ``X GiB``. The table in
 ``docs/reliability.md`` is this script's output, and
 ``tests/test_tools/test_bad_input_examples.py`` checks that it still is.
 """
 import io
 import json
 import os.path as osp
+import re
+import subprocess
 import sys
 import tempfile
 import wave
@@ -64,13 +68,13 @@ def good_files(root: str) -> None:
 
 
 def load_cls(root: str, rows: list, pipeline: tuple = (), **kwargs):
-    """A ``MultiModalClsDataset`` over ``rows``; fetches every sample."""
-    from mmfusion.datasets import MultiModalClsDataset
+    """A ``ListClsDataset`` over ``rows``; fetches every sample."""
+    from mmfusion.datasets import ListClsDataset
 
     good_files(root)
     write_jsonl(osp.join(root, 'train.jsonl'), rows)
-    dataset = MultiModalClsDataset(ann_file='train.jsonl', data_root=root,
-                                   classes=['cat', 'dog'], pipeline=list(pipeline), **kwargs)
+    dataset = ListClsDataset(ann_file='train.jsonl', data_root=root, classes=['cat', 'dog'],
+                             pipeline=list(pipeline), **kwargs)
     for i in range(len(dataset)):
         dataset[i]
 
@@ -186,6 +190,56 @@ def truncated_checkpoint(root: str) -> bytes:
     return buf.getvalue()[:400]
 
 
+def checkpoint_of_another_model(root: str) -> None:
+    """The audio-only classifier's weights loaded where the weights must be the
+    checkpoint's (tools/test.py, tools/infer.py) into the audio-visual model."""
+    from mmengine.config import Config
+
+    from mmfusion.engine.checkpoint_fit import load_checkpoint_strict
+    from mmfusion.registry import MODELS
+
+    other = 'configs/classification/mmshapes_av_audio_only.py'
+    model = MODELS.build(Config.fromfile(osp.join(REPO_ROOT, other)).model)
+    path = osp.join(root, 'epoch_1.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {'config_file': other}}, path)
+    config = 'configs/classification/mmshapes_av.py'
+    load_checkpoint_strict(MODELS.build(Config.fromfile(osp.join(REPO_ROOT, config)).model),
+                           path, config=config)
+
+
+# Writes 64 KiB with mmfusion's atomic checkpoint writer in a process that may
+# write files of at most 4 KiB (as `ulimit -f 4` would; a full disk fails the
+# same write), and prints the error it raised.
+WRITE_UNDER_A_SIZE_LIMIT = '''
+import json, resource, signal, sys
+from mmfusion.engine.checkpoint import atomic_write
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    atomic_write(sys.argv[1], bytes(65536))
+except Exception as e:
+    print(json.dumps([type(e).__name__, str(e), getattr(e, 'errno', None)]))
+'''
+
+
+def checkpoint_write_without_space(root: str) -> None:
+    """Re-raises, with its type and message, the error that writing a checkpoint
+    raised in a process under a file-size limit (the limit stays in that process)."""
+    import mmfusion.errors
+
+    path = osp.join(root, 'epoch_2.pth')
+    proc = subprocess.run([sys.executable, '-c', WRITE_UNDER_A_SIZE_LIMIT, path],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    if not proc.stdout.strip():
+        raise AssertionError(f'the write did not fail: {proc.stderr[-2000:]}')
+    name, message, errno = json.loads(proc.stdout)
+    if osp.exists(path):
+        raise AssertionError(f'{path} was written in part')
+    error = getattr(mmfusion.errors, name, RuntimeError)(message)
+    error.errno = errno
+    raise error
+
+
 def nan_loss(root: str) -> None:
     from mmengine.logging import MessageHub
     from mmengine.optim import OptimWrapper
@@ -256,8 +310,18 @@ CASES = [
          load_ckpt(legacy_checkpoint), ['HistoryBuffer', '--trusted']),
     Case('checkpoint', 'a truncated checkpoint', load_ckpt(truncated_checkpoint),
          ['data/epoch_1.pth']),
+    Case('checkpoint', 'a checkpoint of another model (weights that must be the checkpoint\'s)',
+         checkpoint_of_another_model,
+         ['data/epoch_1.pth', 'configs/classification/mmshapes_av.py',
+          'configs/classification/mmshapes_av_audio_only.py', 'missing from the checkpoint']),
+    Case('checkpoint', 'a checkpoint write that runs out of space (a file-size limit)',
+         checkpoint_write_without_space,
+         ['data/epoch_2.pth', 'File too large', 'unchanged', '--resume']),
     Case('training', 'a loss that becomes infinite or NaN', nan_loss, ['iteration 1234']),
 ]
+
+
+FREE_SPACE = re.compile(r'\d+(?:\.\d+)? (?:bytes|KiB|MiB|GiB|TiB) (free on its disk)')
 
 
 def run_case(case: Case) -> Tuple[type, str]:
@@ -267,14 +331,17 @@ def run_case(case: Case) -> Tuple[type, str]:
         try:
             case.trigger(root)
         except Exception as e:  # any type: the caller checks which
-            return type(e), str(e).replace(root, 'data')
+            message = str(e).replace(root, 'data')
+            return type(e), FREE_SPACE.sub(r'X GiB \1', message)
     raise AssertionError(f'{case.what}: no error was raised')
 
 
 def markdown(rows: List[tuple]) -> str:
     lines = ['| Bad input | Error | Message |', '|---|---|---|']
     for case, (error_type, message) in rows:
-        message = message.replace('|', '\\|').replace('\n', ' ')
+        first, *table = message.split('\n')
+        message = (first + (f' (then a {len(table)}-line table)' if table else '')).replace(
+            '|', '\\|')
         lines.append(f'| {case.group}: {case.what} | `{error_type.__name__}` | {message} |')
     return '\n'.join(lines)
 

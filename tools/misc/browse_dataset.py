@@ -3,17 +3,24 @@
 Builds a data loader's dataset with its pipeline, so random transforms (flips,
 crops) show, and draws each sample's ground truth (boxes, masks, label maps,
 the text prompt as a caption, the depth map as a panel beside the image)
-into a window and/or ``<output-dir>/<index>_<image stem>.png``.
+into a window and/or ``<output-dir>/<index>_<image stem>.png``. ``--data-root
+DIR`` browses a copy of the dataset elsewhere.
 """
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmfusion  # noqa: F401  (config compatibility, before any config is read)
 from mmfusion.errors import ConfigError
 from mmfusion.registry import DATASETS
-from mmfusion.utils import explain_config_errors, register_all_modules, run_main
+from mmfusion.utils import (
+    add_data_root_argument,
+    explain_config_errors,
+    read_tool_config,
+    register_all_modules,
+    run_main,
+)
 from mmfusion.visualization import MultiModalVisualizer
 
 
@@ -31,6 +38,7 @@ def parse_args() -> argparse.Namespace:
                         help='whose data loader: <phase>_dataloader')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_dataloader.dataset.split=val')
+    add_data_root_argument(parser)
     args = parser.parse_args()
     if args.not_show and args.output_dir is None:
         parser.error('--not-show without --output-dir draws nothing; give --output-dir DIR')
@@ -42,9 +50,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     register_all_modules()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_tool_config(args.config, args.cfg_options, args.data_root)
     loader_key = f'{args.phase}_dataloader'
     if not isinstance(cfg.get(loader_key), dict) or 'dataset' not in cfg[loader_key]:
         raise ConfigError(f'{args.config} has no {loader_key}.dataset; choose another --phase')

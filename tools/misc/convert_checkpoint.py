@@ -14,6 +14,7 @@ Finally ``OUT`` is re-read through mmfusion's safe loader to prove it loads.
 """
 import argparse
 import io
+import os.path as osp
 import sys
 from collections import OrderedDict
 from typing import Any, List, Tuple
@@ -22,6 +23,8 @@ import torch
 
 import mmfusion  # noqa: F401  (safe checkpoint I/O)
 from mmfusion.engine import atomic_write, load_checkpoint_file, to_plain
+from mmfusion.errors import CheckpointError, CheckpointWriteError
+from mmfusion.utils import run_main
 
 PLAIN_LEAVES = (torch.Tensor, str, bytes, int, float, bool, complex, type(None),
                 torch.Size, torch.dtype, torch.device)
@@ -67,15 +70,21 @@ def main() -> None:
                         help='leave out values with no plain-data form instead of failing')
     args = parser.parse_args()
     if not args.trusted:
-        sys.exit(f'error: reading {args.src} may run code stored in it; convert it only if you '
+        sys.exit(f'reading {args.src} may run code stored in it; convert it only if you '
                  'trust its origin, and say so with --trusted')
 
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
+    if not osp.isfile(args.src):
+        raise CheckpointError(f'checkpoint file not found: {args.src}')
+    try:
+        checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
+    except Exception as exc:  # truncated, not a checkpoint, or a class that cannot be found
+        raise CheckpointError(f'cannot read checkpoint {args.src} ({osp.getsize(args.src)} '
+                              f'bytes): {type(exc).__name__}: {exc}') from exc
     checkpoint = to_plain(checkpoint)
     bad = unsupported(checkpoint)
     if bad and not args.drop_unsupported:
         listing = '\n'.join(f'  {p}: {t}' for p, t in bad)
-        sys.exit(f'error: {args.src} holds values with no plain-data form:\n{listing}\n'
+        sys.exit(f'{args.src} holds values with no plain-data form:\n{listing}\n'
                  'convert them yourself, or leave them out with --drop-unsupported')
     if bad:
         checkpoint = drop(checkpoint, {p for p, _ in bad})
@@ -83,10 +92,15 @@ def main() -> None:
 
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    atomic_write(args.dst, buffer.getvalue())
+    try:
+        atomic_write(args.dst, buffer.getvalue())
+    except CheckpointWriteError:
+        raise
+    except OSError as exc:  # e.g. the output's folder cannot be made
+        raise CheckpointError(f'cannot write {args.dst}: {exc.strerror or exc}') from exc
     load_checkpoint_file(args.dst, map_location='cpu')  # proves the result loads safely
     print(f'wrote {args.dst}; it loads with torch.load(weights_only=True)')
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

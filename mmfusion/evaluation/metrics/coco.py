@@ -1,8 +1,9 @@
-"""COCO box mAP (pycocotools) for MMEngine evaluators."""
+"""COCO box mAP (pycocotools) for MMEngine evaluators, and COCO results files."""
 import contextlib
 import copy
 import io
 import json
+import os
 import os.path as osp
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
+from mmengine.fileio import dump
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from terminaltables import AsciiTable
@@ -120,8 +122,12 @@ def _xywh(bbox: np.ndarray) -> list[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
-def _read_coco(ann_file: str) -> dict:
-    """A COCO instances json as a dict, with clear errors for a bad file."""
+def _read_coco(ann_file: str, need_annotations: bool = True) -> dict:
+    """A COCO instances json as a dict, with clear errors for a bad file.
+
+    ``need_annotations=False`` also accepts an image-info file without
+    ``annotations`` (COCO test-dev), as for ``format_only``.
+    """
     if not osp.isfile(ann_file):
         raise AnnotationFileNotFoundError(f'CocoMetric: ann_file {ann_file!r} does not exist; '
                                           'set ann_file to a COCO instances json, or to None '
@@ -135,6 +141,8 @@ def _read_coco(ann_file: str) -> dict:
     if not isinstance(dataset, dict):
         raise AnnotationError(f'CocoMetric: ann_file {ann_file!r} must hold a COCO dict, got '
                               f'{type(dataset).__name__}')
+    if not need_annotations:
+        dataset.setdefault('annotations', [])
     for key in ('images', 'annotations', 'categories'):
         if not isinstance(dataset.get(key), list):
             raise AnnotationError(f'CocoMetric: ann_file {ann_file!r} has no list '
@@ -199,10 +207,35 @@ class CocoMetric(BaseMetric):
     all gives 0 (not an error). With ``classwise=True`` a table of every
     class's AP, AP50, AP75, APs/m/l is logged ('n/a' for -1).
 
+    Image ids: with ``ann_file``, the samples' ``img_id``. Without it, also
+    the samples' ``img_id`` when every sample has an int one and no two share
+    it (one sample per image, as in detection); otherwise (several samples per
+    picture, as in referring detection) the samples are numbered 1..N in
+    dataset order.
+
+    Results files (argument names as in mmdet's ``CocoMetric``): with
+    ``outfile_prefix``, the main process writes ``<outfile_prefix>.bbox.json``,
+    the COCO detection results format
+    ``[{"image_id": int, "category_id": int, "bbox": [x, y, w, h], "score":
+    float}, ...]`` (original-image pixels, the ids above), which
+    ``COCO(gt).loadRes(path)`` and the COCO evaluation server read. Without
+    ``ann_file`` it also writes the ground truth it built from the samples
+    as ``<outfile_prefix>.gt.json`` (a COCO instances file with the same
+    image and category ids), so the results can be rescored with
+    pycocotools alone, as mmdet does. The metric supports boxes only, so no
+    segmentation results are written.
+
     Args:
         ann_file (str, optional): Path of a COCO instances json; ``None``
-            builds the ground truth from the data samples.
+            builds the ground truth from the data samples. With
+            ``format_only`` an image-info json without ``annotations`` (COCO
+            test-dev) is enough: it gives the category ids.
         classwise (bool): Log the per-class table. Defaults to False.
+        format_only (bool): Only write the results file (needs
+            ``outfile_prefix``), compute no mAP and need no ground truth,
+            e.g. for a test split without annotations. Defaults to False.
+        outfile_prefix (str, optional): Path prefix of the results files
+            (folders are created); ``None`` writes nothing. Defaults to None.
         collect_device (str): Device used to collect results across ranks.
         prefix (str, optional): ``None`` uses 'coco'.
     """
@@ -210,12 +243,26 @@ class CocoMetric(BaseMetric):
     default_prefix: str | None = 'coco'
 
     def __init__(self, ann_file: str | None = None, classwise: bool = False,
+                 format_only: bool = False, outfile_prefix: str | None = None,
                  collect_device: str = 'cpu', prefix: str | None = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if ann_file is not None and not isinstance(ann_file, str):
             raise ConfigError(f'CocoMetric: ann_file must be a path or None, got {ann_file!r}')
+        if not isinstance(format_only, bool):
+            raise ConfigError(f'CocoMetric: format_only must be True or False, got '
+                              f'{format_only!r}')
+        if outfile_prefix is not None and (not isinstance(outfile_prefix, str)
+                                           or not outfile_prefix):
+            raise ConfigError(f'CocoMetric: outfile_prefix must be a path prefix (str) or None, '
+                              f'got {outfile_prefix!r}')
+        if format_only and outfile_prefix is None:
+            raise ConfigError('CocoMetric: format_only=True only writes the results file, so it '
+                              'needs outfile_prefix, e.g. '
+                              'test_evaluator.outfile_prefix=work_dirs/det/test_results')
         self.ann_file = ann_file
         self.classwise = classwise
+        self.format_only = format_only
+        self.outfile_prefix = outfile_prefix
         # loaded on first use: the dataset may write the file when it is built
         self._coco_gt = None
 
@@ -239,8 +286,12 @@ class CocoMetric(BaseMetric):
                                  f'but {len(pred["scores"])} scores ({_describe(sample)})')
             result = {'img_id': _image_id(sample), 'pred': pred,
                       'ori_shape': sample.get('ori_shape'), 'name': _describe(sample)}
+            if sample.get('img_path') is not None:
+                result['file_name'] = osp.basename(str(sample['img_path']))
             if self.ann_file is None:
-                result['gt'] = _gt_from_sample(sample)
+                # a split without annotations can only be formatted
+                if not self.format_only:
+                    result['gt'] = _gt_from_sample(sample)
             elif result['img_id'] is None:
                 raise ValueError(f'CocoMetric with ann_file needs the metainfo `img_id` of '
                                  f'every sample ({_describe(sample)}); add it to the meta_keys '
@@ -250,7 +301,8 @@ class CocoMetric(BaseMetric):
     # -- ground truth and categories ---------------------------------------
     def _gt_from_file(self, results: list[dict]):
         if self._coco_gt is None:
-            self._coco_gt = _coco_api(_read_coco(self.ann_file))
+            self._coco_gt = _coco_api(_read_coco(self.ann_file,
+                                                 need_annotations=not self.format_only))
         img_ids = [r['img_id'] for r in results]
         if len(set(img_ids)) != len(img_ids):
             repeated = sorted({i for i in img_ids if img_ids.count(i) > 1}, key=str)[:10]
@@ -263,11 +315,21 @@ class CocoMetric(BaseMetric):
                                   f'ann_file {self.ann_file!r}')
         return self._coco_gt, img_ids
 
+    @staticmethod
+    def _sample_image_ids(results: list[dict]) -> list[int]:
+        """COCO image ids without ann_file: the samples' own ``img_id`` when they
+        are distinct ints, else 1..N (several samples share a picture)."""
+        ids = [r['img_id'] for r in results]
+        if all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids):
+            return ids
+        return list(range(1, len(results) + 1))
+
     def _gt_from_results(self, results: list[dict], cat_ids: list[int], names: list[str]):
         images, annotations = [], []
-        for index, result in enumerate(results):
-            img_id = index + 1
+        for img_id, result in zip(self._sample_image_ids(results), results):
             image = {'id': img_id}
+            if result.get('file_name') is not None:
+                image['file_name'] = result['file_name']
             if result['ori_shape'] is not None:
                 image['height'], image['width'] = (int(v) for v in result['ori_shape'][:2])
             images.append(image)
@@ -309,7 +371,7 @@ class CocoMetric(BaseMetric):
                 num_classes = len(classes)
             else:  # no metainfo: the largest label seen decides
                 labels = [r['pred']['labels'] for r in results] + [r['gt']['labels']
-                                                                   for r in results]
+                                                                   for r in results if 'gt' in r]
                 num_classes = 1 + max((int(x.max()) for x in labels if len(x)), default=0)
             cat_ids = list(range(num_classes))
         if len(set(cat_ids)) != len(cat_ids):
@@ -334,26 +396,69 @@ class CocoMetric(BaseMetric):
             raise ValueError(f'CocoMetric: {what} labels {sorted(set(bad.tolist()))} of {name} '
                              f'are outside the {len(cat_ids)} classes of the dataset')
 
+    # -- results files -------------------------------------------------------
+    def _detections(self, results: list[dict], img_ids: list[int],
+                    cat_ids: list[int]) -> list[dict]:
+        """Every prediction as a COCO result record (xywh, COCO ids)."""
+        detections = []
+        for img_id, result in zip(img_ids, results):
+            pred = result['pred']
+            self._check_labels(pred['labels'], cat_ids, 'pred_instances', result['name'])
+            for bbox, score, label in zip(pred['bboxes'], pred['scores'], pred['labels']):
+                detections.append({'image_id': img_id, 'category_id': cat_ids[int(label)],
+                                   'bbox': _xywh(bbox), 'score': float(score)})
+        return detections
+
+    def results2json(self, detections: list[dict], gt_dataset: dict | None = None
+                     ) -> dict[str, str]:
+        """Write ``<outfile_prefix>.bbox.json`` (and ``.gt.json`` from ``gt_dataset``).
+
+        Args:
+            detections: COCO result records (see :meth:`_detections`).
+            gt_dataset: The COCO instances dict built from the samples, or
+                ``None`` when the ground truth is a file already (or absent).
+
+        Returns:
+            dict[str, str]: ``{'bbox': path}`` and, with ``gt_dataset``,
+            ``'gt': path``, as mmdet's ``result_files``.
+        """
+        folder = osp.dirname(self.outfile_prefix)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        files = {'bbox': f'{self.outfile_prefix}.bbox.json'}
+        dump(detections, files['bbox'])
+        if gt_dataset is not None:
+            files['gt'] = f'{self.outfile_prefix}.gt.json'
+            dump(gt_dataset, files['gt'])
+        print_log(f'CocoMetric: {len(detections)} detections written to {files["bbox"]}'
+                  + (f', the ground truth to {files["gt"]}' if 'gt' in files else ''),
+                  logger='current')
+        return files
+
     # -- scoring -------------------------------------------------------------
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
-        """COCO box mAP over all samples (fractions, -1 where undefined)."""
+        """COCO box mAP over all samples (fractions, -1 where undefined); writes
+        the results files first if asked to, and only them with ``format_only``."""
         from pycocotools.cocoeval import COCOeval
         if not results:
             raise ValueError('CocoMetric received no samples to evaluate')
         if self.ann_file is not None:
             coco_gt, img_ids = self._gt_from_file(results)
             cat_ids, names = self._categories(results, coco_gt)
+        elif self.format_only:
+            cat_ids, names = self._categories(results)
+            coco_gt, img_ids = None, self._sample_image_ids(results)
         else:
             cat_ids, names = self._categories(results)
             coco_gt, img_ids = self._gt_from_results(results, cat_ids, names)
 
-        detections = []
-        for img_id, result in zip(img_ids, results):
-            pred = result['pred']
-            self._check_labels(pred['labels'], cat_ids, 'pred_instances', result['name'])
-            for bbox, score, label in zip(pred['bboxes'], pred['scores'], pred['labels']):
-                detections.append({'image_id': img_id, 'category_id': cat_ids[label],
-                                   'bbox': _xywh(bbox), 'score': float(score)})
+        detections = self._detections(results, img_ids, cat_ids)
+        if self.outfile_prefix is not None:
+            # before COCOeval, which adds an 'ignore' key to the ground-truth records
+            built_gt = coco_gt.dataset if self.ann_file is None and coco_gt is not None else None
+            self.results2json(detections, built_gt)
+        if self.format_only:
+            return {}
 
         log = io.StringIO()
         with contextlib.redirect_stdout(log):

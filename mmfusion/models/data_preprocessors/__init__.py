@@ -1,3 +1,4 @@
 from .data_preprocessor import MultiModalDataPreprocessor
+from .tokenizers import HFTokenizer, WordLevelTokenizer, build_tokenizer
 
-__all__ = ['MultiModalDataPreprocessor']
+__all__ = ['HFTokenizer', 'MultiModalDataPreprocessor', 'WordLevelTokenizer', 'build_tokenizer']

@@ -6,9 +6,10 @@ from mmengine.logging import print_log
 from mmengine.model import BaseDataPreprocessor
 from mmengine.model.utils import stack_batch
 
-from mmfusion.datasets.tokenizers import build_tokenizer, tokenizer_from_state, tokenizer_state
 from mmfusion.registry import MODELS
 from mmfusion.utils.extra_state import decode_extra_state, encode_extra_state
+
+from .tokenizers import build_tokenizer, tokenizer_from_state, tokenizer_state
 
 
 @MODELS.register_module()

@@ -5,6 +5,12 @@ from typing import List, Optional
 import torch
 from mmengine.model import BaseModule
 
+# Defined with the other mask helpers in layers; re-exported because the text
+# encoders pool with it and callers import it from here.
+from ..layers.masking import masked_mean
+
+__all__ = ['BaseEncoder', 'ModalityFeatures', 'masked_mean']
+
 
 @dataclass
 class ModalityFeatures:
@@ -23,14 +29,6 @@ class ModalityFeatures:
     tokens: Optional[torch.Tensor] = None
     mask: Optional[torch.Tensor] = None
     maps: Optional[List[torch.Tensor]] = None
-
-
-def masked_mean(tokens: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    """Mean over the token axis of (B, N, D) ``tokens``, ignoring padding."""
-    if mask is None:
-        return tokens.mean(dim=1)
-    weights = mask.to(tokens.dtype).unsqueeze(-1)
-    return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 class BaseEncoder(BaseModule):

@@ -5,32 +5,8 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from ..encoders.base import masked_mean
-from .base import BaseTokenFusion, check_dropout, check_positive
-from .linear import masked_softmax
-
-
-def _token_mask(tokens: torch.Tensor, masks: dict[str, torch.Tensor] | None,
-                name: str, owner: str) -> torch.Tensor:
-    """The (B, N) bool mask of modality ``name``; all True when none is given."""
-    mask = None if masks is None else masks.get(name)
-    if mask is None:
-        return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-    if mask.shape != tokens.shape[:2]:
-        raise ValueError(f'{owner}: masks[{name!r}] must have shape '
-                         f'{tuple(tokens.shape[:2])}, got {tuple(mask.shape)}')
-    return mask.to(device=tokens.device, dtype=torch.bool)
-
-
-def masked_tokens(tokens: torch.Tensor, masks: dict[str, torch.Tensor] | None,
-                  name: str, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The tokens (B, N, D) of modality ``name`` with padding zeroed, and their (B, N) mask.
-
-    Zeroing the padding first means that whatever it holds (even NaN) cannot
-    leak through a 0 * x product into the output or the gradients.
-    """
-    mask = _token_mask(tokens, masks, name, owner)
-    return tokens.masked_fill(~mask.unsqueeze(-1), 0.0), mask
+from ..layers import check_dropout, check_positive, masked_mean, masked_softmax, masked_tokens
+from .base import BaseTokenFusion
 
 
 @MODELS.register_module()

@@ -1,43 +1,18 @@
 """Bilinear-pooling fusion of pooled vectors."""
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import (
-    BaseVectorFusion,
+from ..layers import (
     check_dropout,
     check_min_modalities,
     check_positive,
+    masked_product,
     modality_linears,
+    power_l2_normalize,
 )
-from .concat import masked_outputs
-
-
-def masked_product(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
-                   mask: dict[str, torch.Tensor] | None, factor) -> torch.Tensor:
-    """Element-wise product over modalities of ``factor(name, x)``.
-
-    A missing modality (``mask[name]`` False for a sample) contributes ones,
-    the identity of the product, so it drops out; its input is zeroed first
-    (see :func:`masked_outputs`).
-    """
-    return math.prod(masked_outputs(fusion, feats, mask, factor, fill=1.0).values())
-
-
-def power_l2_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Signed square root ``sign(x) * (sqrt(|x| + eps) - sqrt(eps))``, then L2
-    normalisation over the last dimension (MFB, MFH, BLOCK).
-
-    The power normalisation tames the large magnitudes a product of
-    projections produces; ``eps`` keeps its gradient finite at 0 and
-    subtracting ``sqrt(eps)`` keeps the map continuous there.
-    """
-    x = torch.sign(x) * (torch.sqrt(x.abs() + eps) - math.sqrt(eps))
-    return F.normalize(x, p=2, dim=-1)
+from .base import BaseVectorFusion
 
 
 @MODELS.register_module()

@@ -1,62 +1,12 @@
-"""Early fusion by concatenation, and helpers shared by the vector fusions
-(missing modalities, MLP)."""
-import itertools
-from collections.abc import Callable, Sequence
+"""Early fusion by concatenation."""
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion, check_dropout
-
-
-def fill_missing(x: torch.Tensor, present: torch.Tensor | None,
-                 fill: float, name: str, owner: str) -> torch.Tensor:
-    """Replace the rows of ``x`` (B, D) whose ``present`` (B,) entry is False by ``fill``.
-
-    ``torch.where`` rather than a multiplication, so that NaN or inf in the
-    features of a missing sample cannot leak into the output or the gradient.
-    """
-    if present is None:
-        return x
-    if present.shape != x.shape[:1]:
-        raise ValueError(f'{owner}: mask[{name!r}] must have shape ({x.shape[0]},), '
-                         f'got {tuple(present.shape)}')
-    present = present.to(device=x.device, dtype=torch.bool).unsqueeze(-1)
-    return torch.where(present, x, torch.full_like(x, fill))
-
-
-def masked_outputs(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
-                   mask: dict[str, torch.Tensor] | None,
-                   fn: Callable[[str, torch.Tensor], torch.Tensor], fill: float = 0.0,
-                   names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """``{m: fn(m, x_m)}`` for the modalities ``names`` (default: all, in order).
-
-    For a sample where modality m is missing, its input is zeroed before
-    ``fn`` (the weight gradient multiplies the input, so NaN there would reach
-    it) and its output is replaced by ``fill`` (so a bias does not count either).
-    """
-    owner = type(fusion).__name__
-    mask = mask or {}
-    outputs = {}
-    for name in fusion.modalities if names is None else names:
-        present = mask.get(name)
-        x = fill_missing(feats[name], present, 0.0, name, owner)
-        outputs[name] = fill_missing(fn(name, x), present, fill, name, owner)
-    return outputs
-
-
-def build_mlp(dims: Sequence[int], dropout: float, act_out: bool = False) -> nn.Sequential:
-    """``[Linear, ReLU, Dropout]`` between consecutive sizes of ``dims``, a bare
-    ``Linear`` for the last pair, then a ReLU if ``act_out``."""
-    layers = []
-    for d_in, d_out in itertools.pairwise(dims[:-1]):
-        layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-    layers.append(nn.Linear(dims[-2], dims[-1]))
-    if act_out:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+from ..layers import build_mlp, check_dropout, zero_missing
+from .base import BaseVectorFusion
 
 
 @MODELS.register_module()
@@ -106,9 +56,5 @@ class ConcatFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        mask = mask or {}
-        parts = [
-            fill_missing(feats[name], mask.get(name), 0.0, name, type(self).__name__)
-            for name in self.modalities
-        ]
-        return self.mlp(torch.cat(parts, dim=-1))
+        parts = zero_missing(self, feats, mask)
+        return self.mlp(torch.cat(list(parts.values()), dim=-1))

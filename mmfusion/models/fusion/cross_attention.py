@@ -1,10 +1,7 @@
 """Cross-attention fusion of token sequences: one stream attends to another.
 
-The cross-attention building blocks live here: :func:`masked_cross_attention`,
-the residual sublayer :class:`PreNormCrossAttention` (also used by the
-Perceiver and Q-Former of :mod:`mmfusion.models.fusion.latent`) and
-:class:`CrossAttentionBlock`, which adds a feed-forward network to it.
-The three fusion modules here are stacks of :class:`CrossAttentionBlock`:
+The three fusion modules here are stacks of
+:class:`~mmfusion.models.layers.CrossAttentionBlock`:
 
 * :class:`CrossAttentionFusion`: a query modality attends to one or more
   context modalities;
@@ -19,142 +16,34 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from ..encoders.base import masked_mean
-from .attention import _token_mask, masked_tokens
-from .base import BaseTokenFusion, check_dropout, check_positive, modality_linears
-from .transformer import output_projection, project_tokens
+from ..layers import (
+    CrossAttentionBlock,
+    check_dropout,
+    check_positive,
+    concat_context,
+    masked_mean,
+    masked_tokens,
+    modality_linears,
+    output_projection,
+    project_tokens,
+    token_mask,
+)
+from .base import BaseTokenFusion
 
 
-def masked_cross_attention(attn: nn.MultiheadAttention, query: torch.Tensor,
-                           context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
-    """``attn(query, context, context)`` over the real context tokens only.
-
-    Args:
-        attn: a ``batch_first`` multi-head attention of size E.
-        query: Tensor (B, N, E).
-        context: Tensor (B, S, E), finite everywhere (padding already filled).
-        context_mask: BoolTensor (B, S), True for real context tokens.
-
-    Returns:
-        Tensor (B, N, E). Padding context tokens get attention weight exactly
-        0. A sample without any real context token gets zeros: its attention
-        contributes nothing.
-
-    ``nn.MultiheadAttention`` turns a boolean mask into ``-inf`` logits, so a
-    fully masked row can be ``softmax(-inf, ..., -inf) = NaN`` (whether it is
-    depends on the attention kernel the backend picks). Such samples
-    attend to all their (finite) tokens instead, a "safe" mask, and their
-    output is then overwritten by zeros; ``masked_fill`` passes no gradient to
-    the overwritten values, so they cannot reach the parameters either.
-    """
-    if context.shape[1] == 0:
-        return torch.zeros_like(query)
-    has_context = context_mask.any(dim=1)  # (B,)
-    safe_mask = context_mask | ~has_context.unsqueeze(1)
-    out, _ = attn(query, context, context, key_padding_mask=~safe_mask, need_weights=False)
-    return out.masked_fill(~has_context[:, None, None], 0.0)
-
-
-class PreNormCrossAttention(nn.Module):
-    """Pre-norm residual cross-attention ``x + Attn(LN(x), LN(context))``.
-
-    Padding context tokens get attention weight exactly 0, and a sample
-    without any real context token passes ``x`` unchanged (see
-    :func:`masked_cross_attention`).
-
-    Args:
-        embed_dim: token size E (of the query and of the context).
-        num_heads: attention heads; must divide ``embed_dim``.
-        dropout: dropout on the attention weights.
-
-    Parameter count: ``4 E^2 + 4 E`` (attention) ``+ 4 E`` (two LayerNorms).
-    """
-
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.norm_query = nn.LayerNorm(embed_dim)
-        self.norm_context = nn.LayerNorm(embed_dim)
-        self.attn = nn.MultiheadAttention(
-            embed_dim, num_heads, dropout=dropout, batch_first=True)
-
-    def attend(self, x: torch.Tensor, context: torch.Tensor,
-               context_mask: torch.Tensor) -> torch.Tensor:
-        """The residual branch ``Attn(LN(x), LN(context))`` alone, (B, N, E)."""
-        return masked_cross_attention(
-            self.attn, self.norm_query(x), self.norm_context(context), context_mask)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor,
-                context_mask: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, E); context: (B, S, E); context_mask: (B, S) -> (B, N, E)."""
-        return x + self.attend(x, context, context_mask)
-
-
-class CrossAttentionBlock(PreNormCrossAttention):
-    """One pre-norm cross-attention layer followed by a feed-forward network.
-
-    ``x = x + g_attn * Dropout(Attn(LN(x), LN(context)))`` then
-    ``x = x + g_ffn * Dropout(FFN(LN(x)))`` with
-    ``FFN = Linear(E, F), GELU, Dropout, Linear(F, E)``. Without gates
-    ``g_attn = g_ffn = 1``; with ``gated=True`` they are ``tanh(alpha_attn)``
-    and ``tanh(alpha_ffn)``, two learned scalars initialised at 0 (Flamingo's
-    GATED XATTN-DENSE), so the block starts as the identity.
-
-    Args:
-        embed_dim: token size E (of the query and of the context).
-        num_heads: attention heads; must divide ``embed_dim``.
-        ffn_dim: hidden size F of the feed-forward network.
-        dropout: dropout on the attention weights, inside the FFN and on both
-            residual branches.
-        gated: scale the residual branches by learned tanh gates.
-
-    Parameter count: ``4 E^2 + 4 E`` (attention) ``+ 2 E F + F + E`` (FFN)
-    ``+ 6 E`` (three LayerNorms) ``= 4 E^2 + 2 E F + 11 E + F``, plus 2 with
-    ``gated=True``.
-    """
-
-    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float,
-                 gated: bool = False) -> None:
-        super().__init__(embed_dim, num_heads, dropout)
-        self.norm_ffn = nn.LayerNorm(embed_dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(embed_dim, ffn_dim), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(ffn_dim, embed_dim))
-        self.dropout = nn.Dropout(dropout)
-        self.gated = gated
-        if gated:
-            self.alpha_attn = nn.Parameter(torch.zeros(()))
-            self.alpha_ffn = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor,
-                context_mask: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, E); context: (B, S, E); context_mask: (B, S) -> (B, N, E)."""
-        attended = self.dropout(self.attend(x, context, context_mask))
-        if self.gated:
-            attended = torch.tanh(self.alpha_attn) * attended
-        x = x + attended
-        update = self.dropout(self.ffn(self.norm_ffn(x)))
-        if self.gated:
-            update = torch.tanh(self.alpha_ffn) * update
-        return x + update
-
-
-def concat_context(names: Sequence[str], tokens: dict[str, torch.Tensor],
-                   masks: dict[str, torch.Tensor], type_embed: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One context of the modalities ``names``: their tokens (B, N_m, E)
-    concatenated to (B, S, E), with ``type_embed[i]`` added to the i-th
-    modality's tokens if given, and their masks concatenated to (B, S)."""
-    parts = [tokens[name] if type_embed is None else tokens[name] + type_embed[i]
-             for i, name in enumerate(names)]
-    return torch.cat(parts, dim=1), torch.cat([masks[name] for name in names], dim=1)
-
-
-def _check_layer_args(owner: str, embed_dim: int, num_heads: int, num_layers: int,
-                      ffn_dim: int, dropout: float) -> None:
-    if embed_dim < 1 or num_heads < 1 or embed_dim % num_heads:
-        raise ValueError(f'{owner}: embed_dim ({embed_dim}) must be a positive multiple of '
-                         f'num_heads ({num_heads})')
-    check_positive(owner, num_layers=num_layers, ffn_dim=ffn_dim)
+def _init_layer_sizes(fusion: BaseTokenFusion, embed_dim: int | None, num_heads: int,
+                      num_layers: int, ffn_dim: int | None, dropout: float) -> None:
+    """Set ``fusion.embed_dim`` (default ``out_dim``), ``num_layers`` and
+    ``ffn_dim`` (default ``4 * embed_dim``) after checking them, with errors
+    naming the fusion and the argument."""
+    owner = type(fusion).__name__
+    fusion.embed_dim = int(embed_dim if embed_dim is not None else fusion.out_dim)
+    fusion.num_layers = int(num_layers)
+    fusion.ffn_dim = int(ffn_dim if ffn_dim is not None else 4 * fusion.embed_dim)
+    if fusion.embed_dim < 1 or num_heads < 1 or fusion.embed_dim % num_heads:
+        raise ValueError(f'{owner}: embed_dim ({fusion.embed_dim}) must be a positive multiple '
+                         f'of num_heads ({num_heads})')
+    check_positive(owner, num_layers=fusion.num_layers, ffn_dim=fusion.ffn_dim)
     check_dropout(owner, dropout)
 
 
@@ -172,8 +61,9 @@ class CrossAttentionFusion(BaseTokenFusion):
     ``context`` order) and each gets a learned modality-type embedding added,
     so attention can tell them apart; with a single context modality there is
     none, as it would only duplicate that projection's bias. The projected
-    query tokens then go through ``num_layers`` :class:`CrossAttentionBlock`
-    (cross-attention + FFN, both with residuals), a final LayerNorm, and, if
+    query tokens then go through ``num_layers``
+    :class:`~mmfusion.models.layers.CrossAttentionBlock` (cross-attention +
+    FFN, both with residuals), a final LayerNorm, and, if
     ``embed_dim != out_dim``, a Linear to ``out_dim``. The query tokens do not
     attend to each other.
 
@@ -206,7 +96,8 @@ class CrossAttentionFusion(BaseTokenFusion):
     sample's attention (the same as passing it with no tokens); if all
     context tokens of a sample are masked, the attention contributes zero and
     the query tokens pass through the residual and FFN path only, with no NaN
-    (see :func:`masked_cross_attention`). A fully masked query gives zeros.
+    (see :func:`~mmfusion.models.layers.masked_cross_attention`). A fully
+    masked query gives zeros.
 
     Parameter count, with C context modalities and P = ``4 E^2 + 2 E F + 11 E
     + F`` per block: ``sum_m (D_m + 1) E`` (projections, query and contexts)
@@ -255,11 +146,7 @@ class CrossAttentionFusion(BaseTokenFusion):
                              f'nor context: {unused!r}')
         self.query = query
         self.context = context
-        self.embed_dim = int(embed_dim if embed_dim is not None else out_dim)
-        self.num_layers = int(num_layers)
-        self.ffn_dim = int(ffn_dim if ffn_dim is not None else 4 * self.embed_dim)
-        _check_layer_args(name, self.embed_dim, num_heads, self.num_layers, self.ffn_dim,
-                          dropout)
+        _init_layer_sizes(self, embed_dim, num_heads, num_layers, ffn_dim, dropout)
         e = self.embed_dim
 
         self.query_proj = nn.Linear(self.in_dims[query], e)
@@ -288,7 +175,7 @@ class CrossAttentionFusion(BaseTokenFusion):
     def forward_pooled(self, tokens: dict[str, torch.Tensor],
                        masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Mean of the output over the real query tokens, (B, out_dim)."""
-        q_mask = _token_mask(tokens[self.query], masks, self.query, type(self).__name__)
+        q_mask = token_mask(tokens[self.query], masks, self.query, type(self).__name__)
         return masked_mean(self(tokens, masks), q_mask)
 
 
@@ -351,7 +238,7 @@ class CoAttentionFusion(BaseTokenFusion):
     Both modalities A and B (in ``in_dims`` order) are projected to
     ``embed_dim`` E. In each of the L layers, A attends to B and B attends to
     A, both from the previous layer's states, each through its own
-    :class:`CrossAttentionBlock` (cross-attention + FFN):
+    :class:`~mmfusion.models.layers.CrossAttentionBlock` (cross-attention + FFN):
     ``a' = Block_A(a, b)``, ``b' = Block_B(b, a)``. Each stream then gets its
     own final LayerNorm, and, if ``embed_dim != out_dim``, one shared Linear
     to ``out_dim``.
@@ -407,11 +294,7 @@ class CoAttentionFusion(BaseTokenFusion):
         if len(self.in_dims) != 2:
             raise ValueError(f'CoAttentionFusion fuses exactly two modalities; in_dims has '
                              f'{sorted(self.in_dims)}')
-        self.embed_dim = int(embed_dim if embed_dim is not None else out_dim)
-        self.num_layers = int(num_layers)
-        self.ffn_dim = int(ffn_dim if ffn_dim is not None else 4 * self.embed_dim)
-        _check_layer_args(type(self).__name__, self.embed_dim, num_heads, self.num_layers,
-                          self.ffn_dim, dropout)
+        _init_layer_sizes(self, embed_dim, num_heads, num_layers, ffn_dim, dropout)
         e = self.embed_dim
 
         self.proj = modality_linears(self.in_dims, e)

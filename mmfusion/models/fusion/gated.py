@@ -7,9 +7,16 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion, check_min_modalities, check_positive, modality_linears
-from .concat import fill_missing, masked_outputs
-from .linear import masked_softmax, present_mask
+from ..layers import (
+    check_min_modalities,
+    check_positive,
+    masked_outputs,
+    masked_softmax,
+    modality_linears,
+    present_mask,
+    zero_missing,
+)
+from .base import BaseVectorFusion
 
 
 @MODELS.register_module()
@@ -74,11 +81,8 @@ class GMUFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        owner = type(self).__name__
-        mask = mask or {}
         present = present_mask(self, feats, mask)  # (B, M)
-        inputs = [fill_missing(feats[name], mask.get(name), 0.0, name, owner)
-                  for name in self.modalities]
+        inputs = list(zero_missing(self, feats, mask).values())
         candidates = torch.stack(
             [torch.tanh(self.proj[name](x)) for name, x in zip(self.modalities, inputs)],
             dim=1)  # (B, M, out_dim)
@@ -160,10 +164,7 @@ class FiLMFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        owner = type(self).__name__
-        mask = mask or {}
-        x_t = fill_missing(feats[self.target], mask.get(self.target), 0.0, self.target, owner)
-        h = self.target_proj(x_t)
+        h = self.target_proj(zero_missing(self, feats, mask, [self.target])[self.target])
         gamma = torch.ones_like(h)
         beta = torch.zeros_like(h)
         # Zeros after the Linear too, so that its bias is not a modulation either.
@@ -273,11 +274,8 @@ class MultiplicativeInteractionFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        owner = type(self).__name__
-        mask = mask or {}
-        x = fill_missing(feats[self.input], mask.get(self.input), 0.0, self.input, owner)
-        z = fill_missing(feats[self.context], mask.get(self.context), 0.0, self.context,
-                         owner)
+        inputs = zero_missing(self, feats, mask, [self.input, self.context])
+        x, z = inputs[self.input], inputs[self.context]
         weight = self.weight_gen(z)
         bias = self.bias_gen(z)
         if self.mode == 'matrix':

@@ -7,9 +7,8 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion, check_dropout
-from .concat import build_mlp, masked_outputs
-from .linear import masked_softmax, present_mask
+from ..layers import build_mlp, check_dropout, masked_outputs, masked_softmax, present_mask
+from .base import BaseVectorFusion
 
 
 @MODELS.register_module()

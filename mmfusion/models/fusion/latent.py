@@ -7,23 +7,25 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseTokenFusion, modality_linears
-from .cross_attention import PreNormCrossAttention, concat_context
-from .transformer import (
-    check_transformer_args,
+from ..layers import (
+    PreNormCrossAttention,
+    concat_context,
     encoder_layer,
     key_padding_bias,
     learned_embedding,
+    modality_linears,
     output_projection,
     project_tokens,
+    transformer_dims,
 )
+from .base import BaseTokenFusion
 
 
 class _FeedForward(nn.Module):
     """Pre-norm residual GELU MLP ``x + Dropout(W_2 Dropout(GELU(W_1 LN(x))))``.
 
     The same function as the (ungated) feed-forward half of
-    :class:`~.cross_attention.CrossAttentionBlock`, but a module of its own,
+    :class:`~mmfusion.models.layers.CrossAttentionBlock`, but a module of its own,
     so that the Perceiver and Q-Former parameter names (``norm``, ``mlp``) stay.
 
     Parameter count: ``2 E F + F + 3 E``.
@@ -106,11 +108,10 @@ class PerceiverFusion(BaseTokenFusion):
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
         owner = type(self).__name__
-        self.embed_dim = int(self.out_dim if embed_dim is None else embed_dim)
-        ffn_dim = int(4 * self.embed_dim if ffn_dim is None else ffn_dim)
-        check_transformer_args(owner, self.in_dims, self.embed_dim, num_heads, ffn_dim,
-                               dropout, num_latents=num_latents, num_blocks=num_blocks,
-                               cross_attn_heads=cross_attn_heads)
+        self.embed_dim, ffn_dim = transformer_dims(owner, self.in_dims, self.out_dim, embed_dim,
+                                                   num_heads, ffn_dim, dropout,
+                                                   num_latents=num_latents, num_blocks=num_blocks,
+                                                   cross_attn_heads=cross_attn_heads)
         if self.embed_dim % cross_attn_heads:
             raise ValueError(f'{owner}: embed_dim={self.embed_dim} must be divisible by '
                              f'cross_attn_heads={cross_attn_heads}')
@@ -260,11 +261,10 @@ class QFormerFusion(BaseTokenFusion):
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
         owner = type(self).__name__
-        self.embed_dim = int(self.out_dim if embed_dim is None else embed_dim)
-        ffn_dim = int(4 * self.embed_dim if ffn_dim is None else ffn_dim)
-        check_transformer_args(owner, self.in_dims, self.embed_dim, num_heads, ffn_dim,
-                               dropout, num_queries=num_queries, num_layers=num_layers,
-                               cross_attention_freq=cross_attention_freq)
+        self.embed_dim, ffn_dim = transformer_dims(owner, self.in_dims, self.out_dim, embed_dim,
+                                                   num_heads, ffn_dim, dropout,
+                                                   num_queries=num_queries, num_layers=num_layers,
+                                                   cross_attention_freq=cross_attention_freq)
         if text_modality is not None and text_modality not in self.in_dims:
             raise ValueError(f'{owner}: text_modality={text_modality!r} is not in in_dims '
                              f'{sorted(self.in_dims)}')

@@ -5,44 +5,21 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import BaseVectorFusion, check_min_modalities, modality_linears
-from .concat import masked_outputs
+from ..layers import (
+    check_min_modalities,
+    masked_outputs,
+    masked_softmax,
+    modality_linears,
+    present_mask,
+)
+from .base import BaseVectorFusion
 
 
-def present_mask(fusion: BaseVectorFusion, feats: dict[str, torch.Tensor],
-                 mask: dict[str, torch.Tensor] | None) -> torch.Tensor:
-    """The (B, M) bool presence matrix, columns in ``fusion.modalities`` order."""
-    owner = type(fusion).__name__
-    mask = mask or {}
-    columns = []
-    for name in fusion.modalities:
-        x = feats[name]
-        present = mask.get(name)
-        if present is None:
-            present = torch.ones(x.shape[:1], dtype=torch.bool, device=x.device)
-        elif present.shape != x.shape[:1]:
-            raise ValueError(f'{owner}: mask[{name!r}] must have shape ({x.shape[0]},), '
-                             f'got {tuple(present.shape)}')
-        columns.append(present.to(device=x.device, dtype=torch.bool))
-    return torch.stack(columns, dim=1)
-
-
-def masked_softmax(logits: torch.Tensor, present: torch.Tensor, dim: int) -> torch.Tensor:
-    """Softmax over the present entries only; missing entries get exactly 0.
-
-    The most negative finite value instead of -inf, so that a slice with no
-    present entry gives a uniform softmax rather than NaN, which the
-    multiplication by the mask then turns into zeros.
-    """
-    logits = logits.masked_fill(~present, torch.finfo(logits.dtype).min)
-    return logits.softmax(dim=dim) * present.to(logits.dtype)
-
-
-def masked_projections(fusion: BaseVectorFusion, projections: nn.ModuleDict,
-                       feats: dict[str, torch.Tensor],
-                       mask: dict[str, torch.Tensor] | None) -> torch.Tensor:
+def _masked_projections(fusion: BaseVectorFusion, projections: nn.ModuleDict,
+                        feats: dict[str, torch.Tensor],
+                        mask: dict[str, torch.Tensor] | None) -> torch.Tensor:
     """Stack ``projections[m](x_m)`` into (B, M, out_dim), with zeros where m is
-    missing (its bias does not count either; see :func:`masked_outputs`)."""
+    missing (its bias does not count either; see :func:`~mmfusion.models.layers.masked_outputs`)."""
     parts = masked_outputs(fusion, feats, mask, lambda name, x: projections[name](x))
     return torch.stack(list(parts.values()), dim=1)
 
@@ -88,7 +65,7 @@ class SumFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        out = masked_projections(self, self.proj, feats, mask).sum(dim=1)
+        out = _masked_projections(self, self.proj, feats, mask).sum(dim=1)
         return F.relu(out) if self.act_out else out
 
 
@@ -140,7 +117,7 @@ class LinearSumFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        parts = masked_projections(self, self.proj, feats, mask)  # (B, M, out_dim)
+        parts = _masked_projections(self, self.proj, feats, mask)  # (B, M, out_dim)
         present = present_mask(self, feats, mask)  # (B, M)
         weights = masked_softmax(self.weight_logits.expand_as(present), present, dim=1)
         out = (weights.unsqueeze(-1) * parts).sum(dim=1)

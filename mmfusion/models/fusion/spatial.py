@@ -21,18 +21,12 @@ from torch import nn
 from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
 
-from ..encoders.base import ModalityFeatures
-from .cross_attention import masked_cross_attention
-
-
-def _check_int(owner: str, arg: str, value, minimum: int = 1) -> int:
-    """``value`` as an int, or a ConfigError naming ``owner`` and ``arg``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f'{owner}: {arg} must be an integer >= {minimum}, got {value!r}')
-    return value
+from ..layers import check_int, masked_cross_attention
+from .base import ModalityFeatures
 
 
 def conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A 1x1 conv with bias: (B, in_channels, H, W) -> (B, out_channels, H, W)."""
     return nn.Conv2d(in_channels, out_channels, kernel_size=1)
 
 
@@ -73,16 +67,16 @@ class BaseSpatialFusion(BaseModule):
                               f'modality -> channels, e.g. dict(image=64, depth=64), '
                               f'got {in_channels!r}')
         for name, channels in in_channels.items():
-            _check_int(owner, f'in_channels[{name!r}]', channels)
+            check_int(owner, f'in_channels[{name!r}]', channels)
         if len(in_channels) < self.min_modalities:
             raise ConfigError(f'{owner} fuses at least {self.min_modalities} image-like '
                               f'modalities, got in_channels={in_channels!r}; use '
                               f'SpatialSumFusion for a single one')
         self.in_channels = dict(in_channels)
         self.modalities = list(in_channels)
-        self.out_channels = _check_int(owner, 'out_channels', out_channels)
+        self.out_channels = check_int(owner, 'out_channels', out_channels)
         self.num_levels = (None if num_levels is None
-                           else _check_int(owner, 'num_levels', num_levels))
+                           else check_int(owner, 'num_levels', num_levels))
 
     def per_level(self, make) -> nn.ModuleList:
         """``make()`` once per level (``num_levels`` set) or once in all."""
@@ -266,7 +260,7 @@ class _TextConditionedFusion(_ProjectedSum):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(in_channels, out_channels, num_levels=num_levels, init_cfg=init_cfg)
         owner = type(self).__name__
-        self.cond_dim = _check_int(owner, 'cond_dim', cond_dim)
+        self.cond_dim = check_int(owner, 'cond_dim', cond_dim)
         if not isinstance(cond_key, str) or not cond_key:
             raise ConfigError(f'{owner}: cond_key must be the name of the conditioning '
                               f'modality, e.g. "text", got {cond_key!r}')
@@ -378,7 +372,7 @@ class SpatialCrossAttentionFusion(_TextConditionedFusion):
         super().__init__(in_channels, out_channels, cond_dim, cond_key=cond_key,
                          num_levels=num_levels, init_cfg=init_cfg)
         owner = type(self).__name__
-        _check_int(owner, 'num_heads', num_heads)
+        check_int(owner, 'num_heads', num_heads)
         if self.out_channels % num_heads:
             raise ConfigError(f'{owner}: num_heads={num_heads} must divide '
                               f'out_channels={self.out_channels}')

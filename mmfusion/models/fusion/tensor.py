@@ -22,15 +22,18 @@ from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .base import (
-    BaseVectorFusion,
+from ..layers import (
+    build_mlp,
     check_dropout,
     check_min_modalities,
     check_positive,
+    masked_outputs,
+    masked_product,
     modality_linears,
+    power_l2_normalize,
+    zero_missing,
 )
-from .bilinear import masked_product, power_l2_normalize
-from .concat import build_mlp, fill_missing, masked_outputs
+from .base import BaseVectorFusion
 
 
 def _per_modality(fusion: BaseVectorFusion, value: int | dict[str, int],
@@ -375,10 +378,8 @@ class TensorFusion(BaseVectorFusion):
     def outer_product(self, feats: dict[str, torch.Tensor],
                       mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """The flattened outer product (B, prod_m (D_m + 1)), last modality fastest."""
-        mask = mask or {}
         flat: torch.Tensor | None = None
-        for name in self.modalities:
-            x = fill_missing(feats[name], mask.get(name), 0.0, name, type(self).__name__)
+        for x in zero_missing(self, feats, mask).values():
             z = _with_one(x)
             flat = z if flat is None else (flat.unsqueeze(-1) * z.unsqueeze(1)).flatten(1)
         return flat

@@ -1,85 +1,20 @@
 """Transformer fusion of token sequences: one joint stream (VisualBERT) and
-per-modality streams that meet through shared bottleneck tokens (MBT).
-
-The helpers here (masking, projection, layer builders) are shared with
-:mod:`mmfusion.models.fusion.cross_attention` and
-:mod:`mmfusion.models.fusion.latent`.
-"""
-from collections.abc import Sequence
-
+per-modality streams that meet through shared bottleneck tokens (MBT)."""
 import torch
 from torch import nn
 
 from mmfusion.registry import MODELS
 
-from .attention import masked_tokens
-from .base import (
-    BaseTokenFusion,
-    check_dropout,
-    check_min_modalities,
-    check_positive,
+from ..layers import (
+    encoder_layer,
+    key_padding_bias,
+    learned_embedding,
     modality_linears,
+    output_projection,
+    project_tokens,
+    transformer_dims,
 )
-
-
-def key_padding_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive attention bias (B, N) from a bool mask (B, N), True = real key.
-
-    Padding keys get the most negative finite value instead of -inf: next to
-    any real key their softmax weight underflows to exactly 0, and a row whose
-    keys are all padding softmaxes to a finite uniform row (which the callers
-    zero) instead of NaN.
-    """
-    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-    return bias.masked_fill(~mask, torch.finfo(dtype).min)
-
-
-def check_transformer_args(owner: str, in_dims: dict[str, int], embed_dim: int, num_heads: int,
-                           ffn_dim: int, dropout: float, **counts: int) -> None:
-    """Raise a ValueError naming ``owner`` and the bad argument.
-
-    ``counts`` maps argument names to values that must be >= 1.
-    """
-    check_min_modalities(owner, in_dims)
-    check_positive(owner, embed_dim=embed_dim, num_heads=num_heads, ffn_dim=ffn_dim, **counts)
-    if embed_dim % num_heads:
-        raise ValueError(f'{owner}: embed_dim={embed_dim} must be divisible by '
-                         f'num_heads={num_heads}')
-    check_dropout(owner, dropout)
-
-
-def encoder_layer(embed_dim: int, num_heads: int, ffn_dim: int,
-                  dropout: float) -> nn.TransformerEncoderLayer:
-    """A pre-norm (ViT-style) GELU transformer layer on (B, N, E) tensors.
-
-    Parameter count: ``4 E^2 + 2 E F + 9 E + F`` (E = ``embed_dim``,
-    F = ``ffn_dim``): attention ``4 E^2 + 4 E``, feed-forward
-    ``2 E F + F + E``, two LayerNorms ``4 E``.
-    """
-    return nn.TransformerEncoderLayer(embed_dim, num_heads, ffn_dim, dropout,
-                                      activation='gelu', batch_first=True, norm_first=True)
-
-
-def output_projection(embed_dim: int, out_dim: int) -> nn.Module:
-    """``Linear(E, out_dim)``, or nothing when the sizes already agree."""
-    return nn.Identity() if embed_dim == out_dim else nn.Linear(embed_dim, out_dim)
-
-
-def project_tokens(fusion: BaseTokenFusion, proj: nn.ModuleDict, tokens: dict[str, torch.Tensor],
-                   masks: dict[str, torch.Tensor] | None, names: Sequence[str] | None = None
-                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Project the modalities ``names`` (default: all) by ``proj[name]``; return
-    (projected, masks), both modality -> tensor.
-
-    Padding is zeroed before the projection, so whatever it holds (even NaN)
-    reaches neither the output nor the gradients.
-    """
-    owner = type(fusion).__name__
-    projected, keep = {}, {}
-    for name in fusion.modalities if names is None else names:
-        x, keep[name] = masked_tokens(tokens[name], masks, name, owner)
-        projected[name] = proj[name](x)
-    return projected, keep
+from .base import BaseTokenFusion
 
 
 def _positions_per_modality(max_positions: int | dict[str, int], modalities: list[str],
@@ -101,11 +36,6 @@ def _check_lengths(owner: str, tokens: dict[str, torch.Tensor],
         if tokens[name].shape[1] > max_len:
             raise ValueError(f'{owner}: {name} has {tokens[name].shape[1]} tokens but '
                              f'max_positions[{name!r}]={max_len}; raise max_positions')
-
-
-def learned_embedding(*shape: int) -> nn.Parameter:
-    """A learned embedding table initialised as in ViT / BERT (truncated normal, std 0.02)."""
-    return nn.Parameter(nn.init.trunc_normal_(torch.empty(*shape), std=0.02))
 
 
 @MODELS.register_module()
@@ -166,10 +96,9 @@ class SingleStreamFusion(BaseTokenFusion):
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
         owner = type(self).__name__
-        self.embed_dim = int(self.out_dim if embed_dim is None else embed_dim)
-        ffn_dim = int(4 * self.embed_dim if ffn_dim is None else ffn_dim)
-        check_transformer_args(owner, self.in_dims, self.embed_dim, num_heads, ffn_dim,
-                               dropout, num_layers=num_layers)
+        self.embed_dim, ffn_dim = transformer_dims(owner, self.in_dims, self.out_dim, embed_dim,
+                                                   num_heads, ffn_dim, dropout,
+                                                   num_layers=num_layers)
         self.max_positions = _positions_per_modality(max_positions, self.modalities, owner)
         dim = self.embed_dim
 
@@ -284,10 +213,10 @@ class BottleneckFusion(BaseTokenFusion):
                  init_cfg: dict | None = None) -> None:
         super().__init__(in_dims, out_dim, init_cfg=init_cfg)
         owner = type(self).__name__
-        self.embed_dim = int(self.out_dim if embed_dim is None else embed_dim)
-        ffn_dim = int(4 * self.embed_dim if ffn_dim is None else ffn_dim)
-        check_transformer_args(owner, self.in_dims, self.embed_dim, num_heads, ffn_dim,
-                               dropout, num_layers=num_layers, num_bottlenecks=num_bottlenecks)
+        self.embed_dim, ffn_dim = transformer_dims(owner, self.in_dims, self.out_dim, embed_dim,
+                                                   num_heads, ffn_dim, dropout,
+                                                   num_layers=num_layers,
+                                                   num_bottlenecks=num_bottlenecks)
         if not 0 <= fusion_layer <= num_layers:
             raise ValueError(f'{owner}: fusion_layer must be in [0, num_layers={num_layers}], '
                              f'got {fusion_layer}')

@@ -9,6 +9,8 @@ from mmengine.model import BaseModule
 from mmfusion.registry import MODELS
 from mmfusion.structures import MultiModalDataSample
 
+from ..layers import classifier_mlp
+
 
 @MODELS.register_module()
 class ClsHead(BaseModule):
@@ -37,12 +39,7 @@ class ClsHead(BaseModule):
             raise ValueError(f'{type(self).__name__}: num_classes must be >= 1, got {num_classes}')
         self.num_classes = int(num_classes)
         if fc:
-            layers: List[nn.Module] = []
-            if hidden_dim:
-                layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
-                in_dim = hidden_dim
-            layers += [nn.Dropout(dropout), nn.Linear(in_dim, self.num_classes)]
-            self.classifier = nn.Sequential(*layers)
+            self.classifier = classifier_mlp(in_dim, self.num_classes, hidden_dim, dropout)
         else:
             if in_dim != num_classes or hidden_dim:
                 raise ValueError(f'{type(self).__name__}(fc=False) uses the fused vector as the '

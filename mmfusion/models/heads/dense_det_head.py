@@ -1,6 +1,5 @@
 """One-stage dense detection head (FCOS) over a fused feature pyramid."""
 import math
-from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -8,49 +7,15 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import nn
-from torchvision.ops import (
-    Conv2dNormActivation,
-    batched_nms,
-    generalized_box_iou_loss,
-    sigmoid_focal_loss,
-)
+from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
 
 from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
 from mmfusion.structures import MultiModalDataSample
 
+from ..layers import check_int, check_strides, conv_gn_relu, image_size, norm_groups_for
+
 INF = 1e8
-
-
-def conv_gn_relu(in_channels: int, out_channels: int, groups: int) -> nn.Module:
-    """3x3 conv (no bias), GroupNorm with ``groups`` groups, ReLU."""
-    return Conv2dNormActivation(in_channels, out_channels, kernel_size=3,
-                                norm_layer=partial(nn.GroupNorm, groups))
-
-
-def norm_groups_for(owner: str, channels: int, groups: Optional[int]) -> int:
-    """GroupNorm groups: ``groups`` if it divides ``channels``; ``None``: gcd(32, channels)."""
-    if groups is None:
-        return math.gcd(32, channels)
-    if not isinstance(groups, int) or groups < 1 or channels % groups:
-        raise ConfigError(f'{owner}: norm_groups={groups!r} must be an integer >= 1 dividing '
-                          f'the conv channels ({channels}); leave it None for gcd(32, channels)')
-    return groups
-
-
-def check_strides(owner: str, strides: Sequence[int]) -> Tuple[int, ...]:
-    if (isinstance(strides, (int, str)) or not strides
-            or not all(isinstance(s, int) and s >= 1 for s in strides)
-            or list(strides) != sorted(set(strides))):
-        raise ConfigError(f'{owner}: strides must be increasing positive integers, one per '
-                          f'pyramid level (finest first), e.g. (8, 16, 32); got {strides!r}')
-    return tuple(strides)
-
-
-def image_size(sample: MultiModalDataSample, key: str = 'img_shape') -> Optional[Tuple[int, int]]:
-    """(h, w) from the data sample's metainfo ``key``, or None."""
-    shape = sample.metainfo.get(key) if sample is not None else None
-    return None if shape is None else (int(shape[0]), int(shape[1]))
 
 
 @MODELS.register_module()
@@ -139,9 +104,7 @@ class FCOSHead(BaseModule):
                                     ('in_channels', in_channels, 1),
                                     ('stacked_convs', stacked_convs, 0),
                                     ('nms_pre', nms_pre, 1), ('max_per_img', max_per_img, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f'{owner}: {arg} must be an integer >= {minimum}, '
-                                  f'got {value!r}')
+            check_int(owner, arg, value, minimum)
         feat_channels = in_channels if feat_channels is None else feat_channels
         if not isinstance(feat_channels, int) or feat_channels < 1:
             raise ConfigError(f'{owner}: feat_channels must be an integer >= 1, '

@@ -12,8 +12,8 @@ from mmfusion.errors import ConfigError
 from mmfusion.registry import MODELS
 from mmfusion.structures import MultiModalDataSample
 
+from ..layers import check_int, check_strides, conv_gn_relu, image_size, norm_groups_for
 from ..losses.dice_loss import DiceLoss
-from .dense_det_head import check_strides, conv_gn_relu, image_size, norm_groups_for
 
 
 @MODELS.register_module()
@@ -76,9 +76,8 @@ class FPNSegHead(BaseModule):
             raise ConfigError(f'{owner}: num_classes must be an integer >= 2, got '
                               f'{num_classes!r}; binary (referring) segmentation uses '
                               'num_classes=2 (background, object)')
-        for arg, value in (('in_channels', in_channels), ('channels', channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f'{owner}: {arg} must be an integer >= 1, got {value!r}')
+        check_int(owner, 'in_channels', in_channels)
+        check_int(owner, 'channels', channels)
         self.strides = check_strides(owner, strides)
         num_upsamples = [math.log2(s / self.strides[0]) for s in self.strides]
         if any(n != int(n) for n in num_upsamples):

@@ -3,36 +3,41 @@ import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from mmfusion.evaluation.functional import build_answer_vocab, vqa_soft_scores
-from mmfusion.registry import DATASETS, MODELS
+from mmfusion.errors import ConfigError
+from mmfusion.evaluation.functional import vqa_soft_scores
+from mmfusion.registry import MODELS
 from mmfusion.structures import MultiModalDataSample
 from mmfusion.utils.extra_state import decode_extra_state, encode_extra_state
 
+from ..layers import classifier_mlp
 
-def load_answer_vocab(spec: Union[str, Sequence[str], dict]) -> List[str]:
-    """An answer vocabulary from a list, a text file (one answer a line) or a dataset.
 
-    ``dict(dataset=<dataset cfg>, min_count=1, max_size=None)`` counts the
-    normalised annotator answers of that dataset (normally the training split)
-    with :func:`build_answer_vocab`.
+def load_answer_vocab(spec: Union[str, Sequence[str], dict, None]) -> List[str]:
+    """An answer vocabulary from a list or a text file (one answer a line).
+
+    A config normally leaves ``answer_vocab`` out (``None``), or gives
+    ``dict(dataset=..., min_count=..., max_size=...)``: the vocabulary is
+    data, and :func:`mmfusion.apis.resolve_vocabularies` replaces either with
+    the list built from the training set (or read from a checkpoint) before
+    the model is built. mmfusion's tools do that; a head built directly from
+    such a config gets an error saying so.
     """
+    if spec is None or isinstance(spec, dict):
+        raise ConfigError(
+            'VQAHead.answer_vocab is not resolved yet (it is '
+            f'{"a dataset spec" if spec is not None else "None: from the training set"}). '
+            'mmfusion\'s tools fill it in; in your own code call '
+            'mmfusion.apis.resolve_vocabularies(cfg) before building the model, or give '
+            'a list of answers or a file with one answer a line')
     if isinstance(spec, str):
         if not osp.isfile(spec):
             raise FileNotFoundError(f'answer vocabulary file not found: {spec}')
         with open(spec, encoding='utf-8') as f:
             return [line.rstrip('\n') for line in f if line.strip()]
-    if isinstance(spec, dict):
-        spec = dict(spec)
-        dataset = DATASETS.build(dict(spec.pop('dataset'), pipeline=[], lazy_init=False))
-        answers = [dataset.get_data_info(i).get('gt_answers') for i in range(len(dataset))]
-        if any(a is None for a in answers):
-            raise ValueError('answer_vocab: the dataset has samples without gt_answers')
-        return build_answer_vocab(answers, **spec)
-    return list(spec)
+    return [str(answer) for answer in spec]
 
 
 @MODELS.register_module()
@@ -41,8 +46,9 @@ class VQAHead(BaseModule):
 
     Args:
         in_dim: size of the fused vector (filled in by the model).
-        answer_vocab: list of answers, a file, or ``dict(dataset=..., min_count=...)``
-            (see :func:`load_answer_vocab`).
+        answer_vocab: list of answers or a file; by default (``None``) built
+            from the training set's annotator answers by the tools (see
+            :func:`load_answer_vocab`).
         hidden_dim: an MLP hidden layer (0: a single linear layer).
         dropout: before the classifier.
         loss: default sigmoid cross-entropy against VQA soft scores summed over
@@ -54,7 +60,7 @@ class VQAHead(BaseModule):
     score (``vqa_soft_scores`` of the 10 annotator answers).
     """
 
-    def __init__(self, in_dim: int, answer_vocab: Union[str, Sequence[str], dict],
+    def __init__(self, in_dim: int, answer_vocab: Union[str, Sequence[str], dict, None] = None,
                  hidden_dim: int = 512, dropout: float = 0.2,
                  loss: Optional[dict] = None, topk: int = 5,
                  init_cfg: Optional[dict] = None) -> None:
@@ -63,12 +69,7 @@ class VQAHead(BaseModule):
         if not self.answers:
             raise ValueError('VQAHead: the answer vocabulary is empty')
         self.answer_to_idx = {a: i for i, a in enumerate(self.answers)}
-        layers: List[nn.Module] = []
-        if hidden_dim:
-            layers += [nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True)]
-            in_dim = hidden_dim
-        layers += [nn.Dropout(dropout), nn.Linear(in_dim, len(self.answers))]
-        self.classifier = nn.Sequential(*layers)
+        self.classifier = classifier_mlp(in_dim, len(self.answers), hidden_dim, dropout)
         self.loss_module = MODELS.build(loss or dict(
             type='CrossEntropyLoss', use_sigmoid=True, class_reduction='sum'))
         self.topk = topk

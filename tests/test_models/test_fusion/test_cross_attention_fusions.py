@@ -15,8 +15,8 @@ from mmfusion.models.fusion.cross_attention import (
     CoAttentionFusion,
     CrossAttentionFusion,
     GatedCrossAttentionFusion,
-    masked_cross_attention,
 )
+from mmfusion.models.layers import masked_cross_attention
 
 B = 4
 DIMS2 = {'text': 7, 'image': 12}

@@ -12,7 +12,7 @@ train_pipeline = [
 test_pipeline = train_pipeline
 
 # 64x64 images: on few cores, worker processes only compete with the model
-# (see _base_/datasets/mmshapes_vqa.py); raise num_workers on larger machines.
+# (see _base_/datasets/mmshapes_vqa_dataset.py); raise num_workers on larger machines.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
