@@ -145,9 +145,14 @@ def atomic_write(path: Union[str, Path], data: Union[bytes, str],
     """
     path = str(path)
     folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     if isinstance(data, str):
         data = data.encode(encoding)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:  # e.g. a file where the folder should be
+        error = CheckpointWriteError(f'cannot write {path}: {exc.strerror or exc}')
+        error.errno = exc.errno
+        raise error from exc
     # a unique name in the same folder: rename is atomic only within a filesystem
     tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
     try:

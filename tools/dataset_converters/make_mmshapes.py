@@ -10,7 +10,6 @@ ahead of time, or with other sizes. An up-to-date copy is left alone; a copy
 with other parameters is replaced only with ``--force``.
 """
 import argparse
-import json
 import os.path as osp
 import shutil
 import time
@@ -55,10 +54,7 @@ def main() -> int:
     start = time.time()
     try:
         ensure_mmshapes(args.out_dir, **params)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f'{osp.join(args.out_dir, "meta.json")} is not valid JSON ({e}): a '
-                         'damaged copy; pass --force to regenerate it') from e
-    except ValueError as e:
+    except ValueError as e:  # a copy with other parameters, or a damaged meta.json
         raise SystemExit(f'{e} (or pass --force)') from e
     print(f'MMShapes ready in {args.out_dir} ({time.time() - start:.1f} s)')
     return 0

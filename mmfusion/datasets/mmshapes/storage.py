@@ -12,6 +12,8 @@ from typing import Dict, Optional
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
+from mmfusion.errors import DataError
+
 from .generate import check_params, generate_mmshapes
 from .spec import DEFAULT_MMSHAPES, MMSHAPES_VERSION
 
@@ -21,8 +23,16 @@ def read_meta(data_root: str) -> Optional[dict]:
     meta_path = osp.join(data_root, 'meta.json')
     if not osp.isfile(meta_path):
         return None
-    with open(meta_path, encoding='utf-8') as f:
-        return json.load(f)
+    try:
+        with open(meta_path, encoding='utf-8') as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f'{meta_path}: cannot read the MMShapes description ({exc}); delete the '
+                        'folder to generate MMShapes again, or repair the file') from exc
+    if not isinstance(meta, dict):
+        raise DataError(f'{meta_path}: expected a JSON object describing MMShapes, got '
+                        f'{type(meta).__name__}')
+    return meta
 
 
 def check_existing(data_root: str, params: dict, any_params: bool = False) -> bool:
