@@ -55,6 +55,8 @@ def test_fusion_benchmark_tool_writes_a_table(mmshapes_root, tmp_path):
 
 
 @pytest.mark.slow
+# three full trainings: the project-wide 900 s limit is for one tool run, not three
+@pytest.mark.timeout(3 * 1800)
 @pytest.mark.parametrize('config, baselines', [
     ('mmshapes_itm.py', ('mmshapes_itm_text_only.py', 'mmshapes_itm_image_only.py')),
     ('mmshapes_av.py', ('mmshapes_av_image_only.py', 'mmshapes_av_audio_only.py')),
