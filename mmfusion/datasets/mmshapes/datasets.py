@@ -64,7 +64,8 @@ class MMShapesClsDataset(ListClsDataset):
 
 
 class NearFarClassesMixin:
-    """Classes ``'<category> near'`` / ``'<category> far'``: an object's class
+    """The MMShapes dense datasets' shared set-up (:meth:`_mmshapes_args`) and
+    classes ``'<category> near'`` / ``'<category> far'``: an object's class
     depends on its ``distance`` (metres, a field of each annotation), which
     only a depth map shows. Used by the MMShapes ``'rgbd'`` tasks; needs
     ``self.task`` and ``self.near_threshold`` (near = distance < threshold)."""
@@ -83,6 +84,20 @@ class NearFarClassesMixin:
             raise AnnotationError(f'{where}: distance is {found}; expected the distance of the '
                                   f'object in metres (a number >= 0)')
         return f'{category_name} {"near" if distance < self.near_threshold else "far"}'
+
+    def _mmshapes_args(self, task: str, split: str, data_root: str, mmshapes: Optional[dict],
+                       near_threshold: float, kwargs: dict) -> dict:
+        """Check the MMShapes arguments, generate the data if needed, and return
+        the COCO-format dataset arguments of the split (depth, and refs for 'ref')."""
+        check_mmshapes_args(type(self).__name__, task, split, near_threshold)
+        ensure_mmshapes(data_root, **(mmshapes or {}))
+        self.task = task
+        self.split = split
+        self.near_threshold = float(near_threshold)
+        kwargs.setdefault('extra_modalities', dict(depth='depth_file'))
+        if task == 'ref':
+            kwargs.setdefault('refs_file', f'annotations/refs_{split}.json')
+        return dict(kwargs, ann_file=f'annotations/instances_{split}.json', data_root=data_root)
 
 
 MMSHAPES_DENSE_TASKS = ('rgbd', 'ref')
@@ -121,16 +136,8 @@ class MMShapesDetDataset(NearFarClassesMixin, CocoDetDataset):
     def __init__(self, task: str = 'rgbd', split: str = 'train',
                  data_root: str = 'data/mmshapes', mmshapes: Optional[dict] = None,
                  near_threshold: float = NEAR_FAR_THRESHOLD, **kwargs) -> None:
-        check_mmshapes_args(type(self).__name__, task, split, near_threshold)
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        self.task = task
-        self.split = split
-        self.near_threshold = float(near_threshold)
-        kwargs.setdefault('extra_modalities', dict(depth='depth_file'))
-        if task == 'ref':
-            kwargs.setdefault('refs_file', f'annotations/refs_{split}.json')
-        super().__init__(ann_file=f'annotations/instances_{split}.json', data_root=data_root,
-                         **kwargs)
+        super().__init__(**self._mmshapes_args(task, split, data_root, mmshapes,
+                                               near_threshold, kwargs))
 
 
 @DATASETS.register_module()
@@ -154,17 +161,9 @@ class MMShapesSegDataset(NearFarClassesMixin, CocoSegDataset):
     def __init__(self, task: str = 'rgbd', split: str = 'train',
                  data_root: str = 'data/mmshapes', mmshapes: Optional[dict] = None,
                  near_threshold: float = NEAR_FAR_THRESHOLD, **kwargs) -> None:
-        check_mmshapes_args(type(self).__name__, task, split, near_threshold)
-        ensure_mmshapes(data_root, **(mmshapes or {}))
-        self.task = task
-        self.split = split
-        self.near_threshold = float(near_threshold)
-        kwargs.setdefault('extra_modalities', dict(depth='depth_file'))
         kwargs.setdefault('inst_map_key', 'inst_mask_file')
-        if task == 'ref':
-            kwargs.setdefault('refs_file', f'annotations/refs_{split}.json')
-        super().__init__(ann_file=f'annotations/instances_{split}.json', data_root=data_root,
-                         **kwargs)
+        super().__init__(**self._mmshapes_args(task, split, data_root, mmshapes,
+                                               near_threshold, kwargs))
 
 
 @DATASETS.register_module()
