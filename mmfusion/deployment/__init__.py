@@ -1,0 +1,1 @@
+"""Taking a trained model out of the lab: export, compression and serving."""
