@@ -1,23 +1,33 @@
-"""Predict with a trained model from raw inputs: an image, a question or text, a sound.
+"""Predict with a trained model of any task from raw inputs.
 
     python tools/infer.py CONFIG CHECKPOINT --image IMG --question "how many circles are there?"
     python tools/infer.py CONFIG CHECKPOINT --image IMG --audio CLIP.wav
+    python tools/infer.py CONFIG CHECKPOINT --image IMG --depth DEPTH.png --show
+    python tools/infer.py CONFIG CKPT --image IMG --depth D.png --text "the red circles" --show
+    python tools/infer.py CONFIG CHECKPOINT --batch inputs.jsonl --json
 
 Give the inputs the model takes: the modalities its test pipeline's
 PackMultiModalInputs packs. A missing one, or one the model does not take,
 stops it with one ``mmfusion: error:`` line naming the option, before the
-checkpoint is read.
+checkpoint is read. ``--batch`` reads a JSON-lines file, one object of
+modality -> path / text / list of numbers per line, run in batches of
+``--batch-size``. ``--show`` draws boxes, masks or label maps (with the text
+prompt and the depth map) into ``--out-dir`` and shows them when a display is
+available.
 """
 import argparse
+import json
+import os
+import os.path as osp
 from typing import Dict, List, Optional
 
 import mmfusion  # noqa: F401
-from mmfusion.apis import MultiModalInferencer
 from mmfusion.errors import ConfigError, MMFusionError
 from mmfusion.utils import read_tool_config, run_main
 
 # the command-line option that gives each modality
-OPTIONS = {'image': '--image', 'text': '--question', 'audio': '--audio'}
+OPTIONS = {'image': '--image', 'depth': '--depth', 'text': '--question', 'audio': '--audio',
+           'vector': '--vector'}
 # what to call a model, by its head
 TASKS = {'VQAHead': 'VQA', 'ClsHead': 'classification',
          'MultiLabelClsHead': 'multi-label classification',
@@ -29,13 +39,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--image', help='image file')
-    parser.add_argument('--question', '--text', dest='text',
-                        help='question (or other text input)')
+    parser.add_argument('--depth', help='depth map file (e.g. a uint16 PNG of millimetres)')
+    parser.add_argument('--question', '--text', '--expression', dest='text',
+                        help='question, caption or referring expression')
     parser.add_argument('--audio', help='audio file (WAV)')
+    parser.add_argument('--vector', help='comma-separated numbers or a .npy file')
+    parser.add_argument('--batch', help='JSON-lines file of inputs, one object per line')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--json', action='store_true', help='print one JSON line per input')
+    parser.add_argument('--show', action='store_true',
+                        help='draw the predictions (boxes, masks) into --out-dir')
+    parser.add_argument('--out-dir', default='infer_vis', help='where --show writes pictures')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='boxes scoring at most this are not drawn or printed')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
     args = parser.parse_args()
-    if not any((args.image, args.text, args.audio)):
-        parser.error('give at least one input: --image, --question/--text or --audio')
+    given = (args.image, args.depth, args.text, args.audio, args.vector)
+    if args.batch is None and not any(given):
+        parser.error('give at least one input: --image, --depth, --question/--text, --audio, '
+                     '--vector, or --batch FILE')
+    if args.batch is not None and any(given):
+        parser.error('--batch takes its inputs from the file; drop the single-input options')
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
     if args.device is not None:
         import torch
         try:
@@ -60,15 +86,25 @@ def packed_modalities(cfg) -> Optional[List[str]]:
     return None
 
 
-def _describe_model(cfg) -> str:
+def _task(cfg) -> Optional[str]:
     head = (cfg.get('model') or {}).get('head') or {}
     head_type = head.get('type') if isinstance(head, dict) else None
-    task = TASKS.get(str(head_type).rsplit('.', 1)[-1]) if head_type else None
+    return TASKS.get(str(head_type).rsplit('.', 1)[-1]) if head_type else None
+
+
+def _describe_model(cfg) -> str:
+    task = _task(cfg)
     return f'this {task} model' if task else 'this model'
 
 
 def _and(items: List[str]) -> str:
     return items[0] if len(items) == 1 else ', '.join(items[:-1]) + ' and ' + items[-1]
+
+
+def _option(cfg, modality: str) -> str:
+    if modality == 'text' and _task(cfg) != 'VQA':
+        return '--text'
+    return OPTIONS[modality]
 
 
 def check_inputs(cfg, given: Dict[str, str], config: str) -> None:
@@ -87,37 +123,154 @@ def check_inputs(cfg, given: Dict[str, str], config: str) -> None:
     no_option = [m for m in needed if m not in OPTIONS]
     if no_option:
         raise MMFusionError(
-            f'{takes}, and tools/infer.py has no option for {_and(no_option)}; call '
-            'mmfusion.apis.MultiModalInferencer from Python with a dict of every input')
+            f'{takes}, and tools/infer.py has no option for {_and(no_option)}; use --batch '
+            'with a JSON-lines file, or call mmfusion.apis.MultiModalInferencer from Python '
+            'with a dict of every input')
     extra = [m for m in given if m not in needed]
     if extra:
         raise MMFusionError(f'{takes}, not {_and(extra)}: drop '
-                            f'{_and([OPTIONS[m] for m in extra])}')
+                            f'{_and([_option(cfg, m) for m in extra])}')
     missing = [m for m in needed if m not in given]
     if missing:
-        raise MMFusionError(f'{takes}: give {_and([OPTIONS[m] for m in missing])}')
+        raise MMFusionError(f'{takes}: give {_and([_option(cfg, m) for m in missing])}')
+
+
+def _vector(value: str):
+    if value.endswith('.npy'):
+        import numpy as np
+        return np.load(value, allow_pickle=False).astype('float32').reshape(-1).tolist()
+    try:
+        return [float(v) for v in value.split(',')]
+    except ValueError:
+        raise MMFusionError(f'--vector {value!r}: expected comma-separated numbers or a .npy '
+                            'file') from None
+
+
+def read_batch(path: str) -> List[dict]:
+    """The inputs of a JSON-lines file (relative paths are taken from the file's folder)."""
+    if not osp.isfile(path):
+        raise MMFusionError(f'--batch {path}: no such file')
+    items = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise MMFusionError(f'--batch {path} line {number}: not JSON ({e})') from None
+            if not isinstance(item, dict):
+                raise MMFusionError(f'--batch {path} line {number}: expected an object of '
+                                    'modality -> input')
+            items.append(item)
+    if not items:
+        raise MMFusionError(f'--batch {path}: the file holds no inputs')
+    return items
+
+
+def _printable(result: dict) -> dict:
+    out = dict(result)
+    if 'sem_seg' in out:
+        import numpy as np
+        seg = out.pop('sem_seg')
+        names = out.get('classes')
+        values, counts = np.unique(seg, return_counts=True)
+        out['pixels_per_class'] = {(names[v] if names and v < len(names) else str(v)): int(c)
+                                   for v, c in zip(values.tolist(), counts.tolist())}
+        out['size'] = list(seg.shape)
+    return out
+
+
+def print_result(result: dict, item: dict, score_thr: float) -> None:
+    if 'pred_answer' in result:
+        print(f'Q: {item.get("text")}')
+        for answer, score in zip(result['topk_answers'], result['topk_scores']):
+            print(f'  {answer:<16s} {score:.3f}')
+    elif 'bboxes' in result:
+        shown = [i for i, s in enumerate(result['scores']) if s > score_thr]
+        print(f'{len(shown)} detections (score > {score_thr}):')
+        for i in shown:
+            box = ' '.join(f'{v:7.1f}' for v in result['bboxes'][i])
+            print(f'  {result["label_names"][i]:<16s} {result["scores"][i]:.3f}  {box}')
+    elif 'sem_seg' in result:
+        info = _printable(result)
+        print(f'label map {info["size"][0]}x{info["size"][1]}; pixels per class:')
+        for name, count in info['pixels_per_class'].items():
+            print(f'  {name:<16s} {count}')
+    else:
+        classes = result.get('classes_all')
+        for label, score in sorted(enumerate(result['pred_score']), key=lambda x: -x[1]):
+            name = classes[label] if classes else label
+            print(f'  {name!s:<16s} {score:.3f}')
+
+
+def show(inferencer, item: dict, sample, out_dir: str, index: int, score_thr: float) -> str:
+    """Draw one prediction (with its text and depth map); return the file written."""
+    import mmcv
+    import numpy as np
+
+    from mmfusion.visualization import MultiModalVisualizer
+
+    image = item.get('image')
+    image = mmcv.imread(image) if isinstance(image, str) else np.asarray(image)
+    depth = item.get('depth')
+    if isinstance(depth, str):
+        loader = inferencer._loaders.get(inferencer.input_keys.get('depth', 'depth'))
+        depth = loader.transform._decode_cached(depth).astype(np.float32) * \
+            loader.transform.scale if loader else None
+    if 'text' in item:
+        sample.set_metainfo(dict(text=item['text']))
+    visualizer = MultiModalVisualizer.get_instance('mmfusion_infer')
+    visualizer.dataset_meta = dict(inferencer.dataset_meta)
+    name = osp.splitext(osp.basename(item['image']))[0] if isinstance(
+        item.get('image'), str) else f'input_{index}'
+    out_file = osp.join(out_dir, f'{index:04d}_{name}.png')
+    visualizer.add_datasample(name, mmcv.bgr2rgb(image), sample, draw_gt=False,
+                              pred_score_thr=score_thr, depth=depth, out_file=out_file,
+                              show=bool(os.environ.get('DISPLAY')))
+    return out_file
 
 
 def main() -> None:
     args = parse_args()
-    inputs = {name: value for name, value in
-              dict(image=args.image, text=args.text, audio=args.audio).items() if value}
     cfg = read_tool_config(args.config)
-    check_inputs(cfg, inputs, args.config)
+    if args.batch is not None:
+        items = read_batch(args.batch)
+        base = osp.dirname(osp.abspath(args.batch))
+        for item in items:
+            for key, value in item.items():
+                if key != 'text' and isinstance(value, str) and not osp.isabs(value) \
+                        and osp.exists(osp.join(base, value)):
+                    item[key] = osp.join(base, value)
+    else:
+        item = {name: value for name, value in
+                dict(image=args.image, depth=args.depth, text=args.text, audio=args.audio,
+                     vector=args.vector).items() if value}
+        check_inputs(cfg, item, args.config)
+        if 'vector' in item:
+            item['vector'] = _vector(item['vector'])
+        items = [item]
     if not cfg.get('test_dataloader'):
         raise ConfigError(f'{args.config} has no test_dataloader; the inferencer takes its '
                           'pipeline from test_dataloader.dataset.pipeline')
-    inferencer = MultiModalInferencer(cfg, args.checkpoint, device=args.device)
-    result = inferencer(inputs)[0]
-    if 'pred_answer' in result:
-        print(f'Q: {args.text}')
-        for answer, score in zip(result['topk_answers'], result['topk_scores']):
-            print(f'  {answer:<16s} {score:.3f}')
-    else:
-        classes = inferencer.cfg.get('test_dataloader', {}).get('dataset', {}).get('classes')
-        for label, score in sorted(enumerate(result['pred_score']), key=lambda x: -x[1]):
-            name = classes[label] if classes else label
-            print(f'  {name!s:<16s} {score:.3f}')
+    from mmfusion.apis import MultiModalInferencer
+    inferencer = MultiModalInferencer(cfg, args.checkpoint, device=args.device,
+                                      batch_size=args.batch_size)
+    samples = inferencer(items, return_datasamples=True)
+    for index, (item, sample) in enumerate(zip(items, samples)):
+        result = inferencer.postprocess(sample)
+        if args.json:
+            print(json.dumps(dict(input=item, prediction=_printable(result))))
+        else:
+            if len(items) > 1:
+                print(f'[{index}] {item}')
+            print_result(dict(result, classes_all=inferencer.classes), item, args.score_thr)
+        if args.show:
+            if 'image' not in item:
+                raise MMFusionError('--show draws on the image; this model takes no image')
+            out_file = show(inferencer, item, sample, args.out_dir, index, args.score_thr)
+            if not args.json:
+                print(f'drawn: {out_file}')
 
 
 if __name__ == '__main__':

@@ -61,7 +61,8 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
 
     Returns:
         The model in eval mode, with ``model.cfg`` the config it was built from
-        (vocabularies filled in).
+        (vocabularies filled in) and ``model.dataset_meta`` the training set's
+        metainfo stored in the checkpoint (class names ...), or None.
 
     Raises:
         CheckpointMismatchError: the checkpoint's keys or shapes do not match
@@ -76,10 +77,15 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None,
     with explain_config_errors(cfg):
         resolve_vocabularies_for_checkpoint(cfg, checkpoint, config_name)
         model = MODELS.build(cfg.model)
+    dataset_meta = None
     if checkpoint is not None:
         # a checkpoint of another model is an error, never a half-random model
-        load_checkpoint_strict(model, checkpoint, config=config_name)
+        loaded = load_checkpoint_strict(model, checkpoint, config=config_name)
+        meta = loaded.get('meta') if isinstance(loaded, dict) else None
+        # the runner stores the training set's metainfo (class names ...)
+        dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
     model.cfg = cfg
+    model.dataset_meta = dict(dataset_meta) if isinstance(dataset_meta, dict) else None
     return model.to(device).eval()
 
 
