@@ -3,12 +3,16 @@
 A config mistake (an unknown component or argument, modalities that the data
 and the model disagree on) or bad data stops it with one ``mmfusion: error:``
 line and exit status 1; ``MMFUSION_TRACEBACK=1`` shows the traceback.
+
+A config with a ``strategy`` (``dict(type='FSDP2Strategy')``,
+``'DDPStrategy'``, ``'DeepSpeedStrategy'``) trains with MMEngine's
+``FlexibleRunner`` instead of its ``Runner`` (see docs/fine_tuning.md).
 """
 import argparse
 import os
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.runner import FlexibleRunner, Runner
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
 from mmfusion.apis import resolve_vocabularies, use_built_train_set
@@ -20,6 +24,7 @@ from mmfusion.utils import (
     explain_config_errors,
     finish_distributed,
     load_tool_config,
+    prepare_strategy,
     register_all_modules,
     run_main,
 )
@@ -78,9 +83,12 @@ def build_config(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    # resume loads strictly; load_from (fine-tuning) loads what fits and logs
-    # one summary table, strictly too with load_from_strict=True
-    checkpoint_fit_hook(cfg)
+    # a strategy trains with MMEngine's FlexibleRunner (FSDP2, DeepSpeed, DDP)
+    compares_checkpoints = prepare_strategy(cfg)
+    if compares_checkpoints:
+        # resume loads strictly; load_from (fine-tuning) loads what fits and logs
+        # one summary table, strictly too with load_from_strict=True
+        checkpoint_fit_hook(cfg)
     return cfg
 
 
@@ -93,7 +101,7 @@ def main() -> None:
     with explain_config_errors(cfg):
         # word and answer vocabularies come from the training set, read once
         train_set = resolve_vocabularies(cfg)
-        runner = Runner.from_cfg(cfg)
+        runner = (FlexibleRunner if cfg.get('strategy') else Runner).from_cfg(cfg)
         use_built_train_set(runner, train_set)
         runner.train()
     finish_distributed()

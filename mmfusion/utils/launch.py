@@ -381,6 +381,57 @@ def load_tool_config(config: str, work_dir: Optional[str] = None,
     return cfg
 
 
+# strategies whose optional library is not a dependency of mmfusion: type -> (module, hint)
+STRATEGY_EXTRAS = {
+    'DeepSpeedStrategy': ('deepspeed', 'pip install deepspeed (needs a CUDA toolkit; see '
+                          'https://www.deepspeed.ai/getting-started/)'),
+    'ColossalAIStrategy': ('colossalai', 'pip install colossalai'),
+}
+
+
+def prepare_strategy(cfg: Config) -> bool:
+    """Check and complete ``cfg.strategy`` for MMEngine's ``FlexibleRunner``.
+
+    Does nothing without a ``strategy`` key. Otherwise: a strategy whose
+    library is missing (``deepspeed``) is a :class:`ConfigError` with the
+    install hint, before anything is built; ``DDPStrategy`` gets
+    ``device_ids=None`` on a CPU-only machine (as the Runner's DDP does);
+    the type is looked up in mmfusion's scope first (``FSDP2Strategy``),
+    since ``FlexibleRunner`` builds its strategy before it sets the scope.
+
+    Returns:
+        Whether the run writes checkpoints as one ``.pth`` file each, which
+        the checkpoint comparison of ``load_from``/resume can read (a
+        sharded ``FSDP2Strategy`` checkpoint is a folder, checked by
+        ``torch.distributed.checkpoint`` itself).
+    """
+    strategy = cfg.get('strategy')
+    if not strategy:
+        return True
+    if not isinstance(strategy, dict) or 'type' not in strategy:
+        raise ConfigError(f"strategy must be dict(type='FSDP2Strategy' | 'DDPStrategy' | "
+                          f"'DeepSpeedStrategy', ...), got {strategy!r}")
+    kind = strategy['type'] if isinstance(strategy['type'], str) else strategy['type'].__name__
+    name = kind.split('.')[-1]
+    if name in STRATEGY_EXTRAS:
+        module, hint = STRATEGY_EXTRAS[name]
+        import importlib.util
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f'strategy={name} needs the optional package {module!r}, which is '
+                              f'not installed: {hint}')
+    from mmfusion.registry import STRATEGIES
+    if isinstance(strategy['type'], str) and '.' not in kind:
+        if STRATEGIES.get(kind) is None:
+            raise ConfigError(f'strategy.type={kind!r} is not a registered strategy (mmfusion: '
+                              f'{sorted(STRATEGIES.module_dict)}; MMEngine: SingleDeviceStrategy, '
+                              'DDPStrategy, DeepSpeedStrategy, FSDPStrategy)')
+        if kind in STRATEGIES.module_dict:
+            strategy['type'] = f'mmfusion.{kind}'
+    if name == 'DDPStrategy':
+        strategy['model_wrapper'] = distributed_model_wrapper_cfg(strategy.get('model_wrapper'))
+    return not (name == 'FSDP2Strategy' and strategy.get('state_dict_type', 'sharded') == 'sharded')
+
+
 def add_data_root_argument(parser: Any) -> None:
     """Add the documented ``--data-root DIR`` option to a tool's argparse parser."""
     parser.add_argument('--data-root', metavar='DIR',
@@ -389,5 +440,5 @@ def add_data_root_argument(parser: Any) -> None:
                         'vocabulary sources); --cfg-options data_root=DIR would change nothing')
 
 
-__all__ = ['add_data_root_argument', 'check_overrides', 'load_tool_config', 'read_config',
-           'read_keys', 'read_tool_config', 'set_data_root']
+__all__ = ['add_data_root_argument', 'check_overrides', 'load_tool_config', 'prepare_strategy',
+           'read_config', 'read_keys', 'read_tool_config', 'set_data_root']
