@@ -62,6 +62,9 @@ class ClsHead(BaseModule):
     def targets(self, data_samples: Sequence[MultiModalDataSample],
                 device: torch.device) -> torch.Tensor:
         """(B,) class indices; (B, C) one-hot rows for a sigmoid loss."""
+        if data_samples and all('gt_score' in s for s in data_samples):
+            # soft labels of batch mixing (MultiModalMixup / MultiModalCutMix)
+            return torch.stack([s.gt_score for s in data_samples]).float().to(device)
         labels = torch.cat([s.gt_label[:1] for s in data_samples]).to(device)
         if self.use_sigmoid:
             return F.one_hot(labels, self.num_classes).float()
@@ -117,6 +120,8 @@ class MultiLabelClsHead(ClsHead):
 
     def targets(self, data_samples: Sequence[MultiModalDataSample],
                 device: torch.device) -> torch.Tensor:
+        if data_samples and all('gt_score' in s for s in data_samples):
+            return torch.stack([s.gt_score for s in data_samples]).float().to(device)
         targets = torch.zeros(len(data_samples), self.num_classes)
         for i, sample in enumerate(data_samples):
             labels = sample.gt_label
