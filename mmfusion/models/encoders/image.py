@@ -40,16 +40,20 @@ class TimmEncoder(BaseEncoder):
         super().__init__(init_cfg=init_cfg)
         import timm
 
+        # timm's own spelling of a local weights file works too
+        overlay_arg = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+        checkpoint = overlay_arg.pop('file', None) or checkpoint
         if kwargs.pop('pretrained', False) and checkpoint is None:
             raise ValueError('TimmEncoder: pretrained=True would download weights; mmfusion '
                              'never downloads. Pass checkpoint=<local weights file>.')
         if checkpoint is not None and not osp.isfile(checkpoint):
             raise FileNotFoundError(f'TimmEncoder: checkpoint file not found: {checkpoint}')
-        overlay = dict(file=checkpoint) if checkpoint else None
+        overlay = dict(overlay_arg, file=checkpoint) if checkpoint else None
         if out_indices is not None:
             kwargs.update(features_only=True, out_indices=tuple(out_indices))
         else:
-            kwargs.update(num_classes=0, global_pool='')
+            # no global_pool='': a ViT's forward_head pools its tokens with it
+            kwargs.update(num_classes=0)
         self.model = timm.create_model(model_name, pretrained=checkpoint is not None,
                                        pretrained_cfg_overlay=overlay, in_chans=in_chans,
                                        **kwargs)

@@ -19,8 +19,9 @@ class HFTextEncoder(BaseEncoder):
             num_attention_heads=2, intermediate_size=256, vocab_size=1000)``.
         pretrained: or load weights from a local folder (``from_pretrained``
             with ``local_files_only=True``). Exactly one of the two.
-        pooling: ``'cls'`` (first token) or ``'mean'`` (masked mean) for the
-            pooled view.
+        pooling: ``'cls'`` (first token), ``'mean'`` (masked mean), ``'sum'``
+            or ``'last'`` (the last real token, CLIP's end-of-text token) for
+            the pooled view.
         frozen: keep the weights fixed.
 
     Input: ``dict(input_ids=(B, L), attention_mask=(B, L))`` from the data
@@ -37,8 +38,8 @@ class HFTextEncoder(BaseEncoder):
         if (config is None) == (pretrained is None):
             raise ValueError('HFTextEncoder needs exactly one of config=dict(model_type=...) '
                              'and pretrained=<local folder>')
-        if pooling not in ('cls', 'mean', 'sum'):
-            raise ValueError(f"HFTextEncoder: pooling must be 'cls', 'mean' or 'sum', "
+        if pooling not in ('cls', 'mean', 'sum', 'last'):
+            raise ValueError(f"HFTextEncoder: pooling must be 'cls', 'mean', 'sum' or 'last', "
                              f'got {pooling!r}')
         if pretrained is not None:
             if not osp.isdir(pretrained):
@@ -70,6 +71,8 @@ class HFTextEncoder(BaseEncoder):
         mask = mask.bool()
         if self.pooling == 'cls':
             pooled = tokens[:, 0]
+        elif self.pooling == 'last':  # the last real token: CLIP's end-of-text token
+            pooled = tokens[torch.arange(len(tokens)), mask.sum(dim=1) - 1]
         elif self.pooling == 'mean':
             pooled = masked_mean(tokens, mask)
         else:
