@@ -97,6 +97,18 @@ class MultiModalResize(MMCVResize):
         self.image_keys = _check_image_keys(type(self).__name__, image_keys)
         self.extra_interpolation = extra_interpolation
 
+    def _resize_img(self, results: dict) -> None:
+        """mmcv's, but an image already at the target size is kept as it is
+        (``cv2.resize`` would copy it; 224 px JPEGs for a 224 px model)."""
+        img = results.get('img')
+        if img is not None and not self.keep_ratio and \
+                tuple(img.shape[:2]) == (results['scale'][1], results['scale'][0]):
+            results['img_shape'] = img.shape[:2]
+            results['scale_factor'] = (1.0, 1.0)
+            results['keep_ratio'] = self.keep_ratio
+            return
+        super()._resize_img(results)
+
     def transform(self, results: dict) -> dict:
         results = super().transform(results)
         height, width = results['img'].shape[:2]

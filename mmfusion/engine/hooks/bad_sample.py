@@ -18,7 +18,9 @@ def count_skipped(data_batch: Any) -> int:
         samples = [samples]
     if not isinstance(samples, (list, tuple)):
         return 0
-    return sum(int(s.metainfo.get(BAD_SAMPLES_SKIPPED_KEY, 0)) for s in samples
+    # getattr, not ``s.metainfo.get``: ``metainfo`` builds a new dict of every
+    # meta field, for each sample of every training step
+    return sum(int(getattr(s, BAD_SAMPLES_SKIPPED_KEY, 0)) for s in samples
                if isinstance(s, BaseDataElement))
 
 

@@ -98,6 +98,9 @@ class LateFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         decisions = self.forward_per_modality(feats, mask)
+        if self.combine == 'mean' and not mask:
+            # every modality present: the plain mean, without stacking the logits
+            return sum(decisions.values()) / len(decisions)
         logits = torch.stack([decisions[name] for name in self.modalities], dim=1)  # (B, M, C)
         present = present_mask(self, feats, mask)  # (B, M)
         count = present.sum(dim=1, keepdim=True)  # (B, 1)

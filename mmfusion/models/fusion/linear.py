@@ -1,4 +1,7 @@
 """Linear fusion of pooled vectors: per-modality projections that are summed."""
+import functools
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,11 +20,12 @@ from .base import BaseVectorFusion
 
 def _masked_projections(fusion: BaseVectorFusion, projections: nn.ModuleDict,
                         feats: dict[str, torch.Tensor],
-                        mask: dict[str, torch.Tensor] | None) -> torch.Tensor:
-    """Stack ``projections[m](x_m)`` into (B, M, out_dim), with zeros where m is
-    missing (its bias does not count either; see :func:`~mmfusion.models.layers.masked_outputs`)."""
-    parts = masked_outputs(fusion, feats, mask, lambda name, x: projections[name](x))
-    return torch.stack(list(parts.values()), dim=1)
+                        mask: dict[str, torch.Tensor] | None) -> list[torch.Tensor]:
+    """``projections[m](x_m)`` (B, out_dim) for each modality in order, with
+    zeros where m is missing (its bias does not count either; see
+    :func:`~mmfusion.models.layers.masked_outputs`). A list, not a stacked
+    (B, M, out_dim) tensor: the sums below need no copy of the projections."""
+    return list(masked_outputs(fusion, feats, mask, lambda name, x: projections[name](x)).values())
 
 
 @MODELS.register_module()
@@ -65,7 +69,7 @@ class SumFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        out = _masked_projections(self, self.proj, feats, mask).sum(dim=1)
+        out = functools.reduce(operator.add, _masked_projections(self, self.proj, feats, mask))
         return F.relu(out) if self.act_out else out
 
 
@@ -117,8 +121,9 @@ class LinearSumFusion(BaseVectorFusion):
     def forward(self, feats: dict[str, torch.Tensor],
                 mask: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_inputs(feats)
-        parts = _masked_projections(self, self.proj, feats, mask)  # (B, M, out_dim)
+        parts = _masked_projections(self, self.proj, feats, mask)  # M x (B, out_dim)
         present = present_mask(self, feats, mask)  # (B, M)
         weights = masked_softmax(self.weight_logits.expand_as(present), present, dim=1)
-        out = (weights.unsqueeze(-1) * parts).sum(dim=1)
+        out = functools.reduce(operator.add, (weights[:, i, None] * part
+                                              for i, part in enumerate(parts)))
         return F.relu(out) if self.act_out else out
