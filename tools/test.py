@@ -27,6 +27,7 @@ from terminaltables import AsciiTable
 
 import mmfusion  # noqa: F401  (config and checkpoint compatibility, before any config is read)
 from mmfusion.apis.model import resolve_vocabularies_for_checkpoint
+from mmfusion.datasets.transforms.modality import with_modalities_removed
 from mmfusion.engine.checkpoint_fit import checkpoint_fit_hook
 from mmfusion.errors import CheckpointError, ConfigError
 from mmfusion.utils import (
@@ -55,6 +56,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--show-score-thr', type=float, default=0.3,
                         help='with --show-dir, leave out predicted boxes scoring at most this')
     add_data_root_argument(parser)
+    parser.add_argument('--remove-modality', nargs='+', metavar='MODALITY', default=[],
+                        help='remove these modalities (e.g. image) from every test sample, '
+                             'to evaluate a model with a modality missing (see '
+                             'docs/missing_modalities.md)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -108,6 +113,15 @@ def add_dump_results(cfg, out: str) -> None:
         cfg.test_evaluator = list(evaluator) + [dump_metric]
 
 
+def remove_test_modalities(cfg, modalities) -> None:
+    """Remove ``modalities`` from every test sample (``--remove-modality``)."""
+    dataset = cfg.test_dataloader.get('dataset', {})
+    if 'pipeline' not in dataset:
+        raise ConfigError('--remove-modality: test_dataloader.dataset has no pipeline to '
+                          'remove a modality in')
+    dataset.pipeline = with_modalities_removed(dataset.pipeline, modalities)
+
+
 def main() -> None:
     args = parse_args()
     register_all_modules()
@@ -122,6 +136,8 @@ def main() -> None:
     if args.out:
         add_dump_results(cfg, args.out)
     add_progress_hook(cfg)
+    if args.remove_modality:
+        remove_test_modalities(cfg, args.remove_modality)
     check_modalities(cfg, ('test_dataloader',))
 
     with explain_config_errors(cfg):

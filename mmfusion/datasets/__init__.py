@@ -18,6 +18,7 @@ deprecation warning naming the new one (:mod:`.deprecated`); see
 ``docs/datasets.md``.
 """
 from .base import BaseMultiModalDataset
+from .captions import CocoCaptionDataset, ListCaptionDataset, MMShapesCaptionDataset
 from .classification import ListClsDataset
 from .deprecated import (
     CocoMultiModalDataset,
@@ -35,6 +36,8 @@ from .mmshapes import (
     ensure_mmshapes,
     generate_mmshapes,
 )
+from .multi_task import MultiTaskDataset, MultiTaskSampler, TaskBatchSampler
+from .samplers import MultiModalClassBalancedDataset, RepeatFactorSampler
 from .segmentation import CocoRefSegDataset, CocoSegDataset, ListSegDataset
 from .tokenizers import HFTokenizer, WordLevelTokenizer, build_tokenizer
 from .transforms import *  # noqa: F401,F403
@@ -48,3 +51,6 @@ __all__ = ['BaseMultiModalDataset', 'CocoDetDataset', 'CocoRefSegDataset', 'Coco
            # deprecated aliases, removed in the next release
            'CocoMultiModalDataset', 'MultiModalClsDataset', 'RefSegDataset',
            'SegMultiModalDataset']
+__all__ += ['CocoCaptionDataset', 'ListCaptionDataset', 'MMShapesCaptionDataset']
+__all__ += ['MultiTaskDataset', 'MultiTaskSampler', 'TaskBatchSampler']
+__all__ += ['MultiModalClassBalancedDataset', 'RepeatFactorSampler']

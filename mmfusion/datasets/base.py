@@ -134,6 +134,14 @@ class BaseMultiModalDataset(BaseDataset):
             Other exceptions are bugs and always propagate unchanged. After
             ``max_refetch`` bad samples in a row, the fetch gives up and
             raises.
+        allow_missing_modalities: whether a sample may lack a modality that
+            other samples have (a list-file row without ``text``, a VQA
+            question whose image file does not exist). ``False`` (default):
+            such a sample is an :class:`~mmfusion.errors.AnnotationError`
+            naming the row and the missing field. ``True``: the sample's
+            ``missing_modalities`` lists it, and the pipeline, the data
+            preprocessor and the model carry the mask to the fusion module
+            (see docs/missing_modalities.md).
         check_files: check at load time that the local files the annotations
             name exist (one ``os.path.isfile`` each; URIs containing ``://``
             are not checked) and raise :class:`~mmfusion.errors.AnnotationError`
@@ -143,13 +151,17 @@ class BaseMultiModalDataset(BaseDataset):
     """
 
     def __init__(self, *args, on_bad_sample: str = 'raise', check_files: bool = True,
-                 **kwargs) -> None:
+                 allow_missing_modalities: bool = False, **kwargs) -> None:
         if on_bad_sample not in BAD_SAMPLE_POLICIES:
             raise ConfigError(f'{type(self).__name__}: on_bad_sample must be one of '
                               f'{list(BAD_SAMPLE_POLICIES)}, got {on_bad_sample!r}')
         if not isinstance(check_files, bool):
             raise ConfigError(f'{type(self).__name__}: check_files must be True or False, '
                               f'got {check_files!r}')
+        if not isinstance(allow_missing_modalities, bool):
+            raise ConfigError(f'{type(self).__name__}: allow_missing_modalities must be True or '
+                              f'False, got {allow_missing_modalities!r}')
+        self.allow_missing_modalities = allow_missing_modalities
         # set before BaseDataset.__init__, which loads the annotations
         self.on_bad_sample = on_bad_sample
         self.check_files = check_files

@@ -18,6 +18,9 @@ from .base import BaseMultiModalDataset, describe_value, read_text_file
 PATH_KEYS = ('img_path', 'depth_path', 'audio_path')
 VALUE_KEYS = ('text', 'vector')
 MODALITY_KEYS = PATH_KEYS + VALUE_KEYS
+# list-file column -> the modality name the pipeline and the model use
+COLUMN_MODALITIES = dict(img_path='image', depth_path='depth', audio_path='audio', text='text',
+                         vector='vector')
 # a label written as digits (CSV has no other way) is a class index
 _INDEX_PATTERN = re.compile(r'-?[0-9]+')
 MAX_CLASSES = 2**31
@@ -61,6 +64,10 @@ class ListClsDataset(BaseMultiModalDataset):
         multi_label: rows carry ``labels`` lists instead of one ``label``.
         test_mode: rows may lack labels.
         on_bad_sample, check_files: see :class:`BaseMultiModalDataset`.
+        allow_missing_modalities: rows may lack a modality column that other
+            rows have; it is listed in the sample's ``missing_modalities``
+            (``img_path`` -> ``'image'``, ``audio_path`` -> ``'audio'``,
+            ``text`` -> ``'text'`` ...). Default: such a row is an error.
 
     Each sample: the path/value columns above, ``gt_label`` (list of ints)
     and ``sample_idx``.
@@ -271,9 +278,32 @@ class ListClsDataset(BaseMultiModalDataset):
             if is_csv:
                 row = self._parse_csv_row(row, where(i))
             data_list.append(self._parse_row(row, where(i)))
+        self._mark_missing_modalities(data_list, where)
         self.check_files_exist(((i, key, info[key]) for i, info in enumerate(data_list)
                                 for key in PATH_KEYS if key in info), where)
         return data_list
 
+    def _mark_missing_modalities(self, data_list: List[dict], where) -> None:
+        """Every row must carry the modality columns some row has, unless
+        ``allow_missing_modalities``: then a row's absent ones are listed in
+        its ``missing_modalities``."""
+        first = {}
+        for i, info in enumerate(data_list):
+            for key in MODALITY_KEYS:
+                if key in info:
+                    first.setdefault(key, i)
+        for i, info in enumerate(data_list):
+            absent = [key for key in MODALITY_KEYS if key in first and key not in info]
+            if not absent:
+                continue
+            if not self.allow_missing_modalities:
+                key = absent[0]
+                raise AnnotationError(
+                    f'{where(i)}: missing "{key}", which other rows have (first '
+                    f'{where(first[key])}); give every row the same modality columns, or set '
+                    f'allow_missing_modalities=True in the dataset config if samples may lack '
+                    f'a modality')
+            info['missing_modalities'] = [COLUMN_MODALITIES[key] for key in absent]
 
-__all__ = ['ListClsDataset', 'MODALITY_KEYS', 'PATH_KEYS', 'VALUE_KEYS']
+
+__all__ = ['COLUMN_MODALITIES', 'ListClsDataset', 'MODALITY_KEYS', 'PATH_KEYS', 'VALUE_KEYS']

@@ -10,6 +10,7 @@ from .base import (
     check_record,
     describe_value,
     is_int,
+    is_uri,
     load_json,
     top_level_list,
 )
@@ -41,6 +42,9 @@ class VQAv2Dataset(BaseMultiModalDataset):
         img_file_template: file name of an image from its id, e.g. the
             official ``'COCO_val2014_{image_id:012d}.jpg'``.
         on_bad_sample, check_files: see :class:`BaseMultiModalDataset`.
+        allow_missing_modalities: a question whose image file does not
+            exist becomes a sample without its image (``img_path`` None,
+            ``missing_modalities=['image']``) instead of an error.
 
     Each sample: ``img_path``, ``question``, ``question_id``, ``image_id`` and,
     with annotations, ``gt_answers`` (the 10 raw answers), ``answer_type``,
@@ -142,8 +146,15 @@ class VQAv2Dataset(BaseMultiModalDataset):
                 info['answer_type'] = ann.get('answer_type', 'other')
                 info['question_type'] = ann.get('question_type', '')
             data_list.append(info)
+        if self.allow_missing_modalities:
+            # a question whose image file does not exist is a sample without its image
+            for info in data_list:
+                if not is_uri(info['img_path']) and not osp.isfile(info['img_path']):
+                    info['img_path'] = None
+                    info['missing_modalities'] = ['image']
         self.check_files_exist(((i, 'img_path', info['img_path'])
-                                for i, info in enumerate(data_list)),
+                                for i, info in enumerate(data_list)
+                                if info['img_path'] is not None),
                                lambda i: f'{self.question_path}, question #{i} (sample {i}, '
                                          f'image_id {data_list[i]["image_id"]})')
         return data_list

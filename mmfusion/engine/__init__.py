@@ -17,6 +17,8 @@ from .checkpoint_fit import (
     load_state_dict_leniently,
 )
 from .hooks import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403
+from .strategies import *  # noqa: F401,F403
 
 __all__ = ['AtomicLocalBackend', 'CheckpointFitHook', 'CheckpointHook', 'FitPretrainedInit',
            'PlainCheckpointHook', 'atomic_write', 'checkpoint_safe_globals',

@@ -1,3 +1,4 @@
+from .adapters import *  # noqa: F401,F403
 from .architectures import *  # noqa: F401,F403
 from .data_preprocessors import *  # noqa: F401,F403
 from .encoders import *  # noqa: F401,F403

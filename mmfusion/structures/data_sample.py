@@ -34,7 +34,9 @@ class MultiModalDataSample(BaseDataElement):
 
     Meta information (set with :meth:`set_metainfo`, never moved to a device):
     ``img_path``, ``img_shape``, ``ori_shape``, ``text``, ``question``,
-    ``question_id``, ``answer_type`` ... whatever the pipeline packs.
+    ``question_id``, ``answer_type`` ... whatever the pipeline packs, and
+    ``modality_mask``: ``{modality: bool}``, False for a modality this sample
+    lacks (see :meth:`has_modality`; set by ``PackMultiModalInputs``).
 
     Ground truth fields:
         gt_label (LongTensor (1,) or (K,)): class index (single-label) or
@@ -49,6 +51,12 @@ class MultiModalDataSample(BaseDataElement):
         pred_answer (str), pred_score (Tensor (A,)): VQA.
         pred_instances (InstanceData), pred_sem_seg (PixelData): dense tasks.
     """
+
+    # --- missing modalities ---------------------------------------------
+    def has_modality(self, modality: str) -> bool:
+        """False when ``modality_mask`` marks ``modality`` missing; a sample
+        without a ``modality_mask`` has every modality."""
+        return bool(self.metainfo.get('modality_mask', {}).get(modality, True))
 
     # --- classification -------------------------------------------------
     @property

@@ -5,6 +5,7 @@ from .launch import (
     add_data_root_argument,
     check_overrides,
     load_tool_config,
+    prepare_strategy,
     read_config,
     read_tool_config,
     set_data_root,
@@ -14,5 +15,5 @@ from .setup_env import register_all_modules
 __all__ = ['add_data_root_argument', 'check_modalities', 'check_overrides',
            'decode_extra_state', 'distributed_model_wrapper_cfg', 'encode_extra_state',
            'explain_config_errors', 'finish_distributed', 'init_distributed',
-           'load_tool_config', 'read_config', 'read_tool_config', 'register_all_modules',
-           'run_main', 'set_data_root']
+           'load_tool_config', 'prepare_strategy', 'read_config', 'read_tool_config',
+           'register_all_modules', 'run_main', 'set_data_root']

@@ -19,7 +19,8 @@ def test_jsonl_rows_with_names_indices_and_relative_paths(tmp_path):
             dict(img_path='/abs/2.png', audio_path='audio/2.wav', label=0, note='kept')]
     write(tmp_path / 'train.jsonl', '\n'.join(json.dumps(r) for r in rows) + '\n\n')
     ds = ListClsDataset('train.jsonl', data_root=str(tmp_path),
-                              classes=['mismatch', 'match'], check_files=False)
+                              classes=['mismatch', 'match'], check_files=False,
+                              allow_missing_modalities=True)
     assert len(ds) == 2
     first, second = ds.get_data_info(0), ds.get_data_info(1)
     assert first['img_path'] == osp.join(str(tmp_path), 'images/1.png')
@@ -34,7 +35,7 @@ def test_csv_multi_label_and_vectors(tmp_path):
     write(tmp_path / 'classes.txt', 'red\ngreen\nblue\n')
     write(tmp_path / 'list.csv', 'vector,text,labels\n0.5 1 -2,hello,blue|red\n1 2 3,,green\n')
     ds = ListClsDataset(str(tmp_path / 'list.csv'), classes=str(tmp_path / 'classes.txt'),
-                              multi_label=True)
+                              multi_label=True, allow_missing_modalities=True)
     assert ds.get_data_info(0)['gt_label'] == [0, 2]
     assert ds.get_data_info(0)['vector'] == [0.5, 1.0, -2.0]
     assert 'text' not in ds.get_data_info(1)  # empty CSV cells are absent, not ''

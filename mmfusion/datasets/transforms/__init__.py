@@ -21,11 +21,14 @@ from .loading import (
     LoadDepthFromFile,
     LoadImageFromFile,
 )
+from .modality import IfModalityPresent, ModalityDropout, RemoveModality
+from .text import RandomCharNoise, RandomWordDropout, RandomWordSwap
 
 __all__ = [
     'AudioAddNoise', 'AudioFileNotFoundError', 'AudioFixLength', 'AudioLoadError', 'AudioLogMel',
     'AudioRandomGain', 'AudioRandomTimeShift', 'ImageFileNotFoundError', 'ImageLoadError',
     'LoadAnnotations', 'LoadAudioFromFile', 'LoadDepthFromFile', 'LoadImageFromFile',
     'MultiModalPad', 'MultiModalRandomCrop', 'MultiModalRandomFlip', 'MultiModalResize',
-    'PackMultiModalInputs'
+    'PackMultiModalInputs', 'IfModalityPresent', 'ModalityDropout', 'RemoveModality'
 ]
+__all__ += ['RandomCharNoise', 'RandomWordDropout', 'RandomWordSwap']

@@ -6,8 +6,11 @@ import torch
 from mmcv.transforms import BaseTransform
 from mmengine.structures import InstanceData, PixelData
 
+from mmfusion.errors import ConfigError
 from mmfusion.registry import TRANSFORMS
 from mmfusion.structures import MultiModalDataSample
+
+from .modality import missing_modalities
 
 # modality name -> key of the pipeline results that holds it
 DEFAULT_INPUT_KEYS = dict(image='img', depth='depth', text='text', audio='audio',
@@ -35,13 +38,23 @@ class PackMultiModalInputs(BaseTransform):
 
     Args:
         inputs: modality name -> results key, e.g. ``dict(image='img',
-            text='question')``. Defaults to :data:`DEFAULT_INPUT_KEYS`; a
-            modality whose key is absent from the results is left out.
+            text='question')``. Every sample must carry each of them or mark
+            it missing (see below). Defaults to :data:`DEFAULT_INPUT_KEYS`,
+            where a modality whose key is absent from the results is left
+            out instead.
         meta_keys: results keys copied into the data sample's meta information.
 
+    Missing modalities: a modality named in ``results['missing_modalities']``
+    (set by a dataset with ``allow_missing_modalities=True``, or by
+    ``RemoveModality`` / ``ModalityDropout``) is packed as ``None`` and the
+    data sample's ``modality_mask`` (``{modality: bool}`` over the packed
+    modalities, False = missing) says so; ``MultiModalDataPreprocessor`` and
+    the models carry it to the fusion module.
+
     Returns:
-        ``dict(inputs={modality: Tensor (C, H, W) | str | Tensor}, data_samples=
-        MultiModalDataSample)`` with ``gt_label``, ``gt_answers``,
+        ``dict(inputs={modality: Tensor (C, H, W) | str | Tensor | None},
+        data_samples=MultiModalDataSample)`` with ``modality_mask``,
+        ``gt_label``, ``gt_answers``,
         ``gt_instances`` (``bboxes`` float (N, 4) from ``gt_bboxes``, ``labels``
         long (N,) from ``gt_bboxes_labels``, ``masks`` bool (N, H, W) from
         ``gt_masks``) and ``gt_sem_seg`` (``data`` long (1, H, W) from
@@ -55,13 +68,27 @@ class PackMultiModalInputs(BaseTransform):
                  meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'scale_factor',
                                              'flip', 'text', 'question', 'question_id',
                                              'image_id', 'answer_type', 'img_id')) -> None:
+        self.default_inputs = inputs is None
         self.inputs = dict(inputs) if inputs is not None else dict(DEFAULT_INPUT_KEYS)
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
-        packed = {mod: modality_to_tensor(results[key])
-                  for mod, key in self.inputs.items() if key in results}
+        missing = missing_modalities(results)
+        packed = {}
+        for mod, key in self.inputs.items():
+            if mod in missing:
+                packed[mod] = None
+            elif key in results:
+                packed[mod] = modality_to_tensor(results[key])
+            elif not self.default_inputs:
+                raise ConfigError(
+                    f'PackMultiModalInputs: inputs maps modality {mod!r} to results key '
+                    f'{key!r}, which this sample lacks (it has {sorted(results)}); fix the '
+                    f'mapping, or mark the modality missing (allow_missing_modalities=True '
+                    f'in the dataset config, RemoveModality, ModalityDropout)')
         sample = MultiModalDataSample()
+        sample.set_field({mod: value is not None for mod, value in packed.items()},
+                         'modality_mask', field_type='metainfo')
         if 'gt_label' in results:
             sample.gt_label = results['gt_label']
         if 'gt_answers' in results:

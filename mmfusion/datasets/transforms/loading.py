@@ -19,6 +19,8 @@ from mmfusion.errors import (
 )
 from mmfusion.registry import TRANSFORMS
 
+from .modality import is_missing
+
 
 @TRANSFORMS.register_module()
 class LoadImageFromFile(MMCVLoadImageFromFile):
@@ -37,7 +39,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
             ``persistent_workers=True``.
 
     Adds ``img`` (H, W, 3) uint8 BGR (or float32 with ``to_float32``),
-    ``img_shape`` and ``ori_shape``. Raises :class:`ImageFileNotFoundError`
+    ``img_shape`` and ``ori_shape``; does nothing for a sample whose
+    ``missing_modalities`` names ``'image'``. Raises :class:`ImageFileNotFoundError`
     (also a ``FileNotFoundError``) for a missing file and
     :class:`ImageLoadError` for one that cannot be read (a folder, no
     permission) or does not decode as an image; both name the file.
@@ -70,6 +73,8 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         return img
 
     def transform(self, results: dict) -> Optional[dict]:
+        if is_missing(results, 'image'):
+            return results  # a sample without its image (see transforms.modality)
         filename = results['img_path']
         img = self._cache.get(filename) if self.cache_size else None
         if img is None:
@@ -86,7 +91,11 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         else:
             self._cache.move_to_end(filename)
         # later transforms may modify the array in place: the cache keeps its own
-        img = img.astype(np.float32) if self.to_float32 else img.copy()
+        # (a freshly decoded array that is not cached needs no copy)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        elif self.cache_size:
+            img = img.copy()
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
@@ -154,6 +163,8 @@ class LoadDepthFromFile(LoadImageFromFile):
 
     def transform(self, results: dict) -> Optional[dict]:
         path_key = f'{self.key}_path'
+        if is_missing(results, self.key):
+            return results  # a sample without this modality (see transforms.modality)
         if path_key not in results:
             found = sorted(k for k in results if k.endswith('_path'))
             raise ConfigError(f'LoadDepthFromFile: the sample has no "{path_key}" (found '

@@ -38,3 +38,5 @@ __all__ = [
     'vqa_accuracy',
     'vqa_soft_scores',
 ]
+from .retrieval import recall_at_k, retrieval_ranks, retrieval_recall  # noqa: E402
+__all__ += ['recall_at_k', 'retrieval_ranks', 'retrieval_recall']

@@ -1,7 +1,11 @@
 from .classification import Accuracy, MultiLabelMetric, SingleLabelMetric
 from .coco import CocoMetric
+from .multi_task import MultiTaskMetric
+from .retrieval import RetrievalRecall
 from .segmentation import IoUMetric, ReferringIoUMetric
 from .vqa import VQAAccuracy
 
 __all__ = ['Accuracy', 'CocoMetric', 'IoUMetric', 'MultiLabelMetric', 'ReferringIoUMetric',
            'SingleLabelMetric', 'VQAAccuracy']
+__all__ += ['RetrievalRecall']
+__all__ += ['MultiTaskMetric']

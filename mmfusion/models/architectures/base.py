@@ -1,5 +1,5 @@
 """What every mmfusion model does the same way: the guarded training step."""
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.distributed as torch_dist
@@ -10,7 +10,9 @@ from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
 from mmfusion.errors import ConfigError, NonFiniteLossError
-from mmfusion.registry import MODELS
+
+from ..adapters import build_fine_tuned
+from ..encoders.base import ModalityFeatures
 
 NONFINITE_POLICIES = ('raise', 'skip')
 
@@ -19,8 +21,11 @@ class BaseMultiModalModel(BaseModel):
     """MMEngine's ``BaseModel`` whose training step refuses a non-finite loss.
 
     Also what every mmfusion model shares: ``MultiModalDataPreprocessor`` as
-    the default data preprocessor, :meth:`build_encoders` and
-    :meth:`check_batch_modalities`.
+    the default data preprocessor, :meth:`build_encoders`,
+    :meth:`check_batch_modalities`, and the missing-modality path:
+    :meth:`modality_masks` (the data samples' ``modality_mask`` as
+    ``{modality: BoolTensor (B,)}``) and :meth:`encode_present` (each encoder runs on
+    the samples that have its modality only).
 
     A NaN or infinite loss, stepped, turns every weight into NaN and the
     next checkpoint with it. Before the optimizer step each loss term is
@@ -64,7 +69,9 @@ class BaseMultiModalModel(BaseModel):
         if not encoders:
             raise ConfigError(f'model.encoders: {type(self).__name__} needs at least one '
                               'encoder')
-        self.encoders = nn.ModuleDict({name: MODELS.build(cfg) for name, cfg in encoders.items()})
+        # an encoder config may carry fine-tuning keys (peft, freeze, grad_checkpointing ...)
+        self.encoders = nn.ModuleDict({name: build_fine_tuned(cfg, f'model.encoders.{name}')
+                                       for name, cfg in encoders.items()})
 
     def check_batch_modalities(self, inputs: dict) -> None:
         """Raise :class:`ConfigError` unless the batch carries exactly the
@@ -76,6 +83,109 @@ class BaseMultiModalModel(BaseModel):
                               f'{sorted(inputs)} (missing: {missing}, not consumed: {unused}); '
                               "make the pipeline's PackMultiModalInputs(inputs=...) and "
                               'model.encoders agree')
+
+    def modality_masks(self, inputs: dict,
+                       data_samples: Optional[Sequence] = None) -> Dict[str, torch.Tensor]:
+        """``{modality: BoolTensor (B,)}``, False where a sample lacks the modality.
+
+        Read from each data sample's ``modality_mask`` (set by
+        ``PackMultiModalInputs`` and the data preprocessor); a modality whose
+        batch input is ``None`` is missing everywhere. Modalities present in
+        every sample are left out, so the result is empty for complete data
+        (the fusion modules' convention). Raises :class:`ConfigError` for a
+        mask on a modality the model does not encode.
+        """
+        batch_size = self.batch_size(inputs, data_samples)
+        masks: Dict[str, torch.Tensor] = {}
+        for name in self.encoders:
+            if inputs.get(name) is None:
+                masks[name] = torch.zeros(batch_size, dtype=torch.bool)
+        for i, sample in enumerate(data_samples or ()):
+            for name, present in sample.metainfo.get('modality_mask', {}).items():
+                if present:
+                    continue
+                if name not in self.encoders:
+                    raise ConfigError(
+                        f'data sample {i} has modality_mask[{name!r}]=False but the model '
+                        f'encodes only {sorted(self.encoders)}; remove or drop only modalities '
+                        'in model.encoders (RemoveModality/ModalityDropout modalities=..., '
+                        'tools/test.py --remove-modality)')
+                masks.setdefault(name, torch.ones(batch_size, dtype=torch.bool))[i] = False
+        device = next((x.device for x in self._tensors(inputs)), None)
+        return {name: m.to(device) if device is not None else m for name, m in masks.items()}
+
+    @staticmethod
+    def _tensors(inputs: dict) -> List[torch.Tensor]:
+        out = []
+        for value in inputs.values():
+            if isinstance(value, torch.Tensor):
+                out.append(value)
+            elif isinstance(value, dict):
+                out.extend(v for v in value.values() if isinstance(v, torch.Tensor))
+        return out
+
+    def batch_size(self, inputs: dict, data_samples: Optional[Sequence] = None) -> int:
+        """B, from the first batch tensor, else from the data samples."""
+        tensors = self._tensors(inputs)
+        if tensors:
+            return tensors[0].shape[0]
+        if data_samples:
+            return len(data_samples)
+        raise ValueError('cannot tell the batch size: no modality has a batch tensor and '
+                         'there are no data samples')
+
+    def encode_present(self, inputs: dict, masks: Dict[str, torch.Tensor],
+               batch_size: int) -> Dict[str, ModalityFeatures]:
+        """Run each encoder on the samples that have its modality.
+
+        Args:
+            inputs: modality -> batch (Tensor (B, ...), dict of (B, ...)
+                tensors, or ``None`` when no sample has it).
+            masks: from :meth:`modality_masks`.
+            batch_size: B.
+
+        Returns:
+            modality -> :class:`ModalityFeatures` over the whole batch: the
+            rows of missing samples hold zeros (pooled, tokens, maps) and an
+            all-False token mask, and no encoder ever sees a placeholder. An
+            encoder whose modality no sample has is not run at all.
+        """
+        return {name: self._encode_present(name, enc, inputs.get(name), masks.get(name),
+                                           batch_size)
+                for name, enc in self.encoders.items()}
+
+    @staticmethod
+    def _encode_present(name: str, encoder: nn.Module, x, present: Optional[torch.Tensor],
+                        batch_size: int) -> ModalityFeatures:
+        if present is None or (x is not None and bool(present.all())):
+            return encoder(x)
+        param = next(encoder.parameters(), None)
+        device = present.device if param is None else param.device
+        dtype = torch.float32 if param is None else param.dtype
+        if x is None or not bool(present.any()):
+            return ModalityFeatures(
+                pooled=torch.zeros(batch_size, encoder.out_dim, device=device, dtype=dtype),
+                tokens=torch.zeros(batch_size, 1, encoder.out_dim, device=device, dtype=dtype),
+                mask=torch.zeros(batch_size, 1, dtype=torch.bool, device=device))
+        idx = present.nonzero(as_tuple=True)[0]
+        sub = ({k: v.index_select(0, idx.to(v.device)) for k, v in x.items()}
+               if isinstance(x, dict) else x.index_select(0, idx.to(x.device)))
+        feats = encoder(sub)
+
+        def scatter(t: torch.Tensor) -> torch.Tensor:
+            full = t.new_zeros((batch_size, ) + tuple(t.shape[1:]))
+            return full.index_copy(0, idx.to(t.device), t)
+
+        tokens = token_mask = None
+        if feats.tokens is not None:
+            tokens = scatter(feats.tokens)
+            real = (feats.mask if feats.mask is not None else
+                    torch.ones(feats.tokens.shape[:2], dtype=torch.bool,
+                               device=feats.tokens.device))
+            token_mask = scatter(real)
+        maps = None if feats.maps is None else [scatter(m) for m in feats.maps]
+        return ModalityFeatures(pooled=scatter(feats.pooled), tokens=tokens, mask=token_mask,
+                                maps=maps)
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:

@@ -119,9 +119,18 @@ class MultiModalDenseModel(BaseMultiModalModel):
                               f'pyramid has {out_channels} channels; drop head.in_channels')
         self.head = MODELS.build(head)
 
-    def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict]]) -> List[torch.Tensor]:
+    def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict]],
+                     data_samples: Optional[List[MultiModalDataSample]] = None
+                     ) -> List[torch.Tensor]:
         """Encode every modality and fuse: the fused pyramid [(B, C, H_l, W_l), ...]."""
         self.check_batch_modalities(inputs)
+        missing = self.modality_masks(inputs, data_samples)
+        if missing:
+            # the spatial fusion interface has no modality mask (yet)
+            raise ConfigError(f'{type(self).__name__} needs every modality, but some samples '
+                              f'lack {sorted(missing)}; dense models do not support missing '
+                              'modalities: drop RemoveModality/ModalityDropout from the '
+                              'pipeline and allow_missing_modalities from the dataset config')
         feats: Dict[str, ModalityFeatures] = {m: enc(inputs[m]) for m, enc in self.encoders.items()}
         maps = {}
         for m in self.spatial_modalities:
@@ -135,7 +144,7 @@ class MultiModalDenseModel(BaseMultiModalModel):
     def forward(self, inputs: Dict[str, Union[torch.Tensor, dict]],
                 data_samples: Optional[List[MultiModalDataSample]] = None,
                 mode: str = 'tensor'):
-        pyramid = self.extract_feat(inputs)
+        pyramid = self.extract_feat(inputs, data_samples)
         if mode == 'loss':
             return self.head.loss(pyramid, data_samples)
         if mode == 'predict':

@@ -1,4 +1,6 @@
+from .batch_augments import MultiModalCutMix, MultiModalMixup
 from .data_preprocessor import MultiModalDataPreprocessor
 from .tokenizers import HFTokenizer, WordLevelTokenizer, build_tokenizer
 
 __all__ = ['HFTokenizer', 'MultiModalDataPreprocessor', 'WordLevelTokenizer', 'build_tokenizer']
+__all__ += ['MultiModalCutMix', 'MultiModalMixup']

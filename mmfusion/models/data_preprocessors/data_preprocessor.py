@@ -31,6 +31,13 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
     * anything else is stacked as a float tensor;
     * ``None`` drops a modality configured by a base config.
 
+    Missing modalities: a sample whose modality is ``None`` (packed so by
+    ``PackMultiModalInputs`` when it is missing) gets a placeholder in the
+    batch (zeros of a present sample's shape, or an empty string before
+    tokenising) and ``False`` in its data sample's ``modality_mask``; the
+    models encode only the present samples, so the placeholder never reaches
+    an encoder. A modality no sample of the batch has becomes ``None``.
+
     The tokenizers are saved in the model's state dict (``get_extra_state``),
     so a checkpoint carries the exact vocabulary it was trained with.
     """
@@ -68,22 +75,49 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
 
     def forward(self, data: dict, training: bool = False) -> dict:
         inputs = data['inputs']
+        samples = self.cast_data(data.get('data_samples'))
         batch = {}
         for name, values in inputs.items():
-            if name in self.tokenizers:
+            values = self._fill_missing(name, values, samples)
+            if values is None:
+                batch[name] = None
+            elif name in self.tokenizers:
                 batch[name] = self._tokenize(name, values)
             elif isinstance(values, torch.Tensor):
                 batch[name] = values.to(self.device).float()
             else:
                 batch[name] = self._stack(name, values)
-        samples = self.cast_data(data.get('data_samples'))
-        image_batches = [batch[name] for name in self.image_cfgs if name in batch]
+        image_batches = [batch[name] for name in self.image_cfgs
+                         if batch.get(name) is not None]
         if samples and image_batches:
             # the padded size, which dense heads need to undo the padding
             shape = tuple(image_batches[0].shape[-2:])
             for sample in samples:
                 sample.set_metainfo(dict(batch_input_shape=shape))
         return dict(inputs=batch, data_samples=samples)
+
+    def _fill_missing(self, name: str, values, samples):
+        """``values`` with a placeholder for each missing (``None``) sample, or
+        ``None`` when no sample has the modality; records presence in the
+        data samples' ``modality_mask``."""
+        if values is None or isinstance(values, torch.Tensor):
+            return values
+        present = [v is not None for v in values]
+        if all(present):
+            return values
+        if samples is None or len(samples) != len(present):
+            raise ValueError(f'MultiModalDataPreprocessor: modality {name!r} is missing for '
+                             'some samples, but the batch has no data samples to carry the '
+                             'modality_mask to the model')
+        for sample, has in zip(samples, present):
+            mask = dict(sample.metainfo.get('modality_mask', {}))
+            mask[name] = has
+            sample.set_field(mask, 'modality_mask', field_type='metainfo')
+        if not any(present):
+            return None
+        first = values[present.index(True)]
+        filler = '' if isinstance(first, str) else torch.zeros_like(first)
+        return [v if v is not None else filler for v in values]
 
     def _tokenize(self, name: str, texts: Sequence[str]) -> Dict[str, torch.Tensor]:
         if not all(isinstance(t, str) for t in texts):
