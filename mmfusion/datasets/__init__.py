@@ -43,14 +43,13 @@ from .tokenizers import HFTokenizer, WordLevelTokenizer, build_tokenizer
 from .transforms import *  # noqa: F401,F403
 from .vqa import VQAv2Dataset
 
-__all__ = ['BaseMultiModalDataset', 'CocoDetDataset', 'CocoRefSegDataset', 'CocoSegDataset',
-           'DEFAULT_MMSHAPES', 'ensure_mmshapes', 'generate_mmshapes', 'HFTokenizer',
-           'ListClsDataset', 'ListSegDataset', 'MMShapesClsDataset', 'MMShapesDetDataset',
-           'MMShapesSegDataset', 'MMShapesVQADataset', 'VQAv2Dataset', 'WordLevelTokenizer',
-           'build_tokenizer',
+__all__ = ['BaseMultiModalDataset', 'CocoCaptionDataset', 'CocoDetDataset', 'CocoRefSegDataset',
+           'CocoSegDataset', 'DEFAULT_MMSHAPES', 'ensure_mmshapes', 'generate_mmshapes',
+           'HFTokenizer', 'ListCaptionDataset', 'ListClsDataset', 'ListSegDataset',
+           'MMShapesCaptionDataset', 'MMShapesClsDataset', 'MMShapesDetDataset',
+           'MMShapesSegDataset', 'MMShapesVQADataset', 'MultiModalClassBalancedDataset',
+           'MultiTaskDataset', 'MultiTaskSampler', 'RepeatFactorSampler', 'TaskBatchSampler',
+           'VQAv2Dataset', 'WordLevelTokenizer', 'build_tokenizer',
            # deprecated aliases, removed in the next release
            'CocoMultiModalDataset', 'MultiModalClsDataset', 'RefSegDataset',
            'SegMultiModalDataset']
-__all__ += ['CocoCaptionDataset', 'ListCaptionDataset', 'MMShapesCaptionDataset']
-__all__ += ['MultiTaskDataset', 'MultiTaskSampler', 'TaskBatchSampler']
-__all__ += ['MultiModalClassBalancedDataset', 'RepeatFactorSampler']

@@ -104,3 +104,20 @@ def test_cls_head_trains_on_the_soft_labels():
     logp = head(feats).log_softmax(1)
     expected = -(torch.stack([x.gt_score for x in s]) * logp).sum(1).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_data_preprocessor_mixes_in_training_only():
+    from mmfusion.models import MultiModalDataPreprocessor
+    preprocessor = MultiModalDataPreprocessor(
+        batch_augments=[dict(type='MultiModalMixup', alpha=1.0, num_classes=3)],
+        image=dict(mean=[0.0] * 3, std=[1.0] * 3))
+    inputs, samples = make_batch()
+    data = dict(inputs=dict(image=list(inputs['image'])), data_samples=samples)
+    evaluated = preprocessor(data, training=False)
+    assert torch.equal(evaluated['inputs']['image'], inputs['image'])
+    assert all('gt_score' not in s for s in evaluated['data_samples'])
+    torch.manual_seed(1)
+    trained = preprocessor(data, training=True)
+    assert not torch.equal(trained['inputs']['image'], inputs['image'])
+    scores = torch.stack([s.gt_score for s in trained['data_samples']])
+    assert torch.allclose(scores.sum(1), torch.ones(len(samples)))

@@ -1,5 +1,6 @@
 """Two gloo processes on CPU: the gathered contrastive loss and the DDP gradients of a
 DualEncoder equal one process on the whole global batch."""
+import gc
 import os.path as osp
 
 import pytest
@@ -57,7 +58,12 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
                 torch.save(dict(loss=value / WORLD,
                                 grads={n: p.grad for n, p in model.named_parameters()}),
                            osp.join(out_dir, f'{name}.pt'))
+            del ddp, losses  # DDP's pending work must not outlive the group
     finally:
+        # gloo's worker threads still holding work at interpreter exit abort the
+        # process ("terminate called without an active exception"): drain first
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

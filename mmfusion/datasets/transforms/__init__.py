@@ -26,9 +26,9 @@ from .text import RandomCharNoise, RandomWordDropout, RandomWordSwap
 
 __all__ = [
     'AudioAddNoise', 'AudioFileNotFoundError', 'AudioFixLength', 'AudioLoadError', 'AudioLogMel',
-    'AudioRandomGain', 'AudioRandomTimeShift', 'ImageFileNotFoundError', 'ImageLoadError',
-    'LoadAnnotations', 'LoadAudioFromFile', 'LoadDepthFromFile', 'LoadImageFromFile',
-    'MultiModalPad', 'MultiModalRandomCrop', 'MultiModalRandomFlip', 'MultiModalResize',
-    'PackMultiModalInputs', 'IfModalityPresent', 'ModalityDropout', 'RemoveModality'
+    'AudioRandomGain', 'AudioRandomTimeShift', 'IfModalityPresent', 'ImageFileNotFoundError',
+    'ImageLoadError', 'LoadAnnotations', 'LoadAudioFromFile', 'LoadDepthFromFile',
+    'LoadImageFromFile', 'ModalityDropout', 'MultiModalPad', 'MultiModalRandomCrop',
+    'MultiModalRandomFlip', 'MultiModalResize', 'PackMultiModalInputs', 'RandomCharNoise',
+    'RandomWordDropout', 'RandomWordSwap', 'RemoveModality'
 ]
-__all__ += ['RandomCharNoise', 'RandomWordDropout', 'RandomWordSwap']

@@ -47,8 +47,11 @@ class VocabularyCheckHook(Hook):
         name = type(dataset).__name__
         for module_name, module in model.named_modules():
             answers = getattr(module, 'answers', None)
-            if isinstance(answers, list) and answers and infos and 'gt_answers' in infos[0]:
-                self._check_answers(f'model.{module_name}', answers, infos, name)
+            # a multi-task mixture holds samples of other tasks too: only those with
+            # answers tell whether the answer list fits
+            answered = [info for info in infos if 'gt_answers' in info]
+            if isinstance(answers, list) and answers and answered:
+                self._check_answers(f'model.{module_name}', answers, answered, name)
             num_classes = getattr(module, 'num_classes', None)
             classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
             if (module_name == 'head' and isinstance(num_classes, int) and classes

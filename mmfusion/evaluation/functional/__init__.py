@@ -9,6 +9,7 @@ from .classification import (
     roc_auc,
     topk_accuracy,
 )
+from .retrieval import recall_at_k, retrieval_ranks, retrieval_recall
 from .segmentation import binary_intersect_and_union, intersect_and_union, summarize
 from .vqa import (
     build_answer_vocab,
@@ -32,11 +33,12 @@ __all__ = [
     'precision_recall_f1',
     'process_digit_article',
     'process_punctuation',
+    'recall_at_k',
+    'retrieval_ranks',
+    'retrieval_recall',
     'roc_auc',
     'summarize',
     'topk_accuracy',
     'vqa_accuracy',
     'vqa_soft_scores',
 ]
-from .retrieval import recall_at_k, retrieval_ranks, retrieval_recall  # noqa: E402
-__all__ += ['recall_at_k', 'retrieval_ranks', 'retrieval_recall']

@@ -5,7 +5,5 @@ from .retrieval import RetrievalRecall
 from .segmentation import IoUMetric, ReferringIoUMetric
 from .vqa import VQAAccuracy
 
-__all__ = ['Accuracy', 'CocoMetric', 'IoUMetric', 'MultiLabelMetric', 'ReferringIoUMetric',
-           'SingleLabelMetric', 'VQAAccuracy']
-__all__ += ['RetrievalRecall']
-__all__ += ['MultiTaskMetric']
+__all__ = ['Accuracy', 'CocoMetric', 'IoUMetric', 'MultiLabelMetric', 'MultiTaskMetric',
+           'ReferringIoUMetric', 'RetrievalRecall', 'SingleLabelMetric', 'VQAAccuracy']

@@ -6,7 +6,6 @@ from .dual_encoder import DualEncoder
 from .multi_task import MultiTaskModel
 from .zero_shot import ZeroShotClassifier, build_zero_shot_classifier
 
-__all__ = ['BaseMultiModalModel', 'MultiModalClassifier', 'MultiModalDenseModel']
-__all__ += ['DualEncoder', 'ZeroShotClassifier', 'build_zero_shot_classifier']
-__all__ += ['MultiTaskModel']
-__all__ += ['KnowledgeDistiller']
+__all__ = ['BaseMultiModalModel', 'DualEncoder', 'KnowledgeDistiller', 'MultiModalClassifier',
+           'MultiModalDenseModel', 'MultiTaskModel', 'ZeroShotClassifier',
+           'build_zero_shot_classifier']

@@ -1,5 +1,5 @@
 """Batch preparation for every modality: stack, pad, normalise, tokenise, move."""
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -40,10 +40,17 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
 
     The tokenizers are saved in the model's state dict (``get_extra_state``),
     so a checkpoint carries the exact vocabulary it was trained with.
+
+    ``batch_augments``: a list of batch augmentation configs (e.g.
+    ``dict(type='MultiModalMixup', alpha=0.2, num_classes=...)``) applied in
+    training only, after the batch is built, as mmpretrain's
+    ``batch_augments``: mixing needs a partner sample from the same batch.
     """
 
-    def __init__(self, non_blocking: bool = False, **modalities: dict) -> None:
+    def __init__(self, non_blocking: bool = False,
+                 batch_augments: Optional[List[dict]] = None, **modalities: dict) -> None:
         super().__init__(non_blocking=non_blocking)
+        self.batch_augments = [MODELS.build(cfg) for cfg in batch_augments or []]
         self.image_cfgs: Dict[str, dict] = {}
         self.text_cfgs: Dict[str, dict] = {}
         self.tokenizers = {}
@@ -94,6 +101,9 @@ class MultiModalDataPreprocessor(BaseDataPreprocessor):
             shape = tuple(image_batches[0].shape[-2:])
             for sample in samples:
                 sample.set_metainfo(dict(batch_input_shape=shape))
+        if training:
+            for augment in self.batch_augments:
+                batch, samples = augment(batch, samples)
         return dict(inputs=batch, data_samples=samples)
 
     def _fill_missing(self, name: str, values, samples):

@@ -1,11 +1,9 @@
-from .cross_entropy import CrossEntropyLoss
 from .contrastive import ClipLoss, SigLipLoss
+from .cross_entropy import CrossEntropyLoss
 from .dice_loss import DiceLoss
 from .distillation import FitNetsLoss, KDLoss
 from .focal_loss import FocalLoss
 from .task_weighting import DWATaskWeighting, FixedTaskWeighting, UncertaintyTaskWeighting
 
-__all__ = ['CrossEntropyLoss', 'DiceLoss', 'FocalLoss']
-__all__ += ['ClipLoss', 'SigLipLoss']
-__all__ += ['DWATaskWeighting', 'FixedTaskWeighting', 'UncertaintyTaskWeighting']
-__all__ += ['FitNetsLoss', 'KDLoss']
+__all__ = ['ClipLoss', 'CrossEntropyLoss', 'DWATaskWeighting', 'DiceLoss', 'FitNetsLoss',
+           'FixedTaskWeighting', 'FocalLoss', 'KDLoss', 'SigLipLoss', 'UncertaintyTaskWeighting']
