@@ -52,6 +52,15 @@ class _CaptionDatasetMixin:
     def _join(self, path: str) -> str:
         return osp.join(self.data_root, path) if self.data_root and not osp.isabs(path) else path
 
+    def _checked_samples(self, groups: dict, path: str) -> list:
+        """The data list of ``groups`` (file -> (path, captions, extra)), after
+        checking that every image file exists (errors name ``path``)."""
+        data_list = self._samples(list(groups.values()))
+        self.check_files_exist(((i, self.path_field, info[self.path_field])
+                                for i, info in enumerate(data_list)),
+                               lambda i: f'{path} (sample {i})')
+        return data_list
+
     def _samples(self, groups: List[Tuple[str, List[str], dict]]) -> List[dict]:
         data_list = []
         for item_idx, (path, captions, extra) in enumerate(groups):
@@ -120,11 +129,7 @@ class CocoCaptionDataset(_CaptionDatasetMixin, BaseMultiModalDataset):
         if not any(caps for _, caps, _ in groups.values()):
             raise AnnotationError(f'{path}: no captions; expected "annotations" with '
                                   '"image_id" and "caption"')
-        data_list = self._samples(list(groups.values()))
-        self.check_files_exist(((i, self.path_field, info[self.path_field])
-                                for i, info in enumerate(data_list)),
-                               lambda i: f'{path} (sample {i})')
-        return data_list
+        return self._checked_samples(groups, path)
 
 
 @DATASETS.register_module()
@@ -203,11 +208,7 @@ class ListCaptionDataset(_CaptionDatasetMixin, BaseMultiModalDataset):
         if not groups:
             raise AnnotationError(f'{path}: the list file holds no captions; expected one '
                                   'JSON object per line')
-        data_list = self._samples(list(groups.values()))
-        self.check_files_exist(((i, self.path_field, info[self.path_field])
-                                for i, info in enumerate(data_list)),
-                               lambda i: f'{path} (sample {i})')
-        return data_list
+        return self._checked_samples(groups, path)
 
 
 @DATASETS.register_module()
