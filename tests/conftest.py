@@ -47,13 +47,18 @@ def require_config_extras(path: str, monkeypatch) -> None:
 
 
 def point_datasets_at(cfg, data_root: str) -> None:
-    """Make every MMShapes dataset in ``cfg`` (data loaders, and the copies the
-    tokenizer and answer vocabulary read) use the small copy at ``data_root``."""
+    """Make every MMShapes dataset in ``cfg`` (data loaders, the copies the
+    tokenizer and answer vocabulary read, and generic datasets whose data_root
+    is ``data/mmshapes``) use the small copy at ``data_root``."""
     def visit(node):
         if isinstance(node, dict):
             if str(node.get('type', '')).startswith('MMShapes'):
                 node['data_root'] = data_root
                 node['mmshapes'] = dict(SMALL_MMSHAPES)
+            elif str(node.get('data_root', '')).rstrip('/') == 'data/mmshapes':
+                # generic datasets (ListCaptionDataset, ListClsDataset) that
+                # read MMShapes' generated files, e.g. the JSON-lines recipes
+                node['data_root'] = data_root
             for value in node.values():
                 visit(value)
         elif isinstance(node, (list, tuple)):
