@@ -5,6 +5,8 @@
     python tools/infer.py CONFIG CHECKPOINT --image IMG --depth DEPTH.png --show
     python tools/infer.py CONFIG CKPT --image IMG --depth D.png --text "the red circles" --show
     python tools/infer.py CONFIG CHECKPOINT --batch inputs.jsonl --json
+    python tools/infer.py RETRIEVAL_CONFIG CKPT --text "two red circles" --gallery imgs/*.png
+    python tools/infer.py RETRIEVAL_CONFIG CKPT --image IMG --gallery captions.txt --topk 3
 
 Give the inputs the model takes: the modalities its test pipeline's
 PackMultiModalInputs packs. A missing one, or one the model does not take,
@@ -14,6 +16,11 @@ modality -> path / text / list of numbers per line, run in batches of
 ``--batch-size``. ``--show`` draws boxes, masks or label maps (with the text
 prompt and the depth map) into ``--out-dir`` and shows them when a display is
 available.
+
+A retrieval model (``DualEncoder``) takes any of its towers' inputs and
+prints their embeddings (``--json``: the vectors); with ``--gallery`` it
+ranks the gallery for the query by cosine similarity: files of the other
+tower's modality, or a .txt file of one text per line.
 """
 import argparse
 import json
@@ -29,7 +36,7 @@ from mmfusion.utils import read_tool_config, run_main
 OPTIONS = {'image': '--image', 'depth': '--depth', 'text': '--question', 'audio': '--audio',
            'vector': '--vector'}
 # what to call a model, by its head
-TASKS = {'VQAHead': 'VQA', 'ClsHead': 'classification',
+TASKS = {'DualEncoder': 'retrieval', 'VQAHead': 'VQA', 'ClsHead': 'classification',
          'MultiLabelClsHead': 'multi-label classification',
          'FCOSHead': 'detection', 'FPNSegHead': 'segmentation'}
 
@@ -52,8 +59,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out-dir', default='infer_vis', help='where --show writes pictures')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='boxes scoring at most this are not drawn or printed')
+    parser.add_argument('--gallery', nargs='+', default=None, metavar='ITEM',
+                        help='retrieval models: rank these for the query (files of the other '
+                        "tower's modality, or a .txt file of one text per line)")
+    parser.add_argument('--topk', type=int, default=5, help='gallery items shown per query')
     parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1 ...')
     args = parser.parse_args()
+    if args.topk < 1:
+        parser.error(f'--topk must be >= 1, got {args.topk}')
     given = (args.image, args.depth, args.text, args.audio, args.vector)
     if args.batch is None and not any(given):
         parser.error('give at least one input: --image, --depth, --question/--text, --audio, '
@@ -87,7 +100,10 @@ def packed_modalities(cfg) -> Optional[List[str]]:
 
 
 def _task(cfg) -> Optional[str]:
-    head = (cfg.get('model') or {}).get('head') or {}
+    model = cfg.get('model') or {}
+    if str(model.get('type', '')).rsplit('.', 1)[-1] in TASKS:
+        return TASKS[str(model['type']).rsplit('.', 1)[-1]]
+    head = model.get('head') or {}
     head_type = head.get('type') if isinstance(head, dict) else None
     return TASKS.get(str(head_type).rsplit('.', 1)[-1]) if head_type else None
 
@@ -131,6 +147,8 @@ def check_inputs(cfg, given: Dict[str, str], config: str) -> None:
         raise MMFusionError(f'{takes}, not {_and(extra)}: drop '
                             f'{_and([_option(cfg, m) for m in extra])}')
     missing = [m for m in needed if m not in given]
+    if missing and _task(cfg) == 'retrieval':
+        return  # each tower embeds what it is given
     if missing:
         raise MMFusionError(f'{takes}: give {_and([_option(cfg, m) for m in missing])}')
 
@@ -181,8 +199,40 @@ def _printable(result: dict) -> dict:
     return out
 
 
+def read_gallery(paths: List[str], query_modalities: List[str], towers: List[str]
+                 ) -> List[dict]:
+    """``--gallery`` -> inputs: each line of a .txt file is a text, every
+    other file an input of the one tower that the queries do not use."""
+    others = [m for m in towers if m not in query_modalities]
+    items: List[dict] = []
+    for path in paths:
+        if not osp.isfile(path):
+            raise MMFusionError(f'--gallery {path}: no such file')
+        if path.endswith('.txt'):
+            with open(path, encoding='utf-8') as f:
+                items.extend({'text': line.strip()} for line in f if line.strip())
+            continue
+        files = [m for m in others if m != 'text']
+        if len(files) != 1:
+            raise MMFusionError(f'--gallery {path}: cannot tell which of the towers '
+                                f'{_and(towers)} a file is for when the query is '
+                                f'{_and(query_modalities)}; query with one modality')
+        items.append({files[0]: path})
+    if not items:
+        raise MMFusionError('--gallery: the files hold no items')
+    return items
+
+
+def _label(item: dict) -> str:
+    return next(str(v) for v in item.values())
+
+
 def print_result(result: dict, item: dict, score_thr: float) -> None:
-    if 'pred_answer' in result:
+    if 'embeddings' in result:
+        for modality, vector in result['embeddings'].items():
+            head = ', '.join(f'{v:.3f}' for v in vector[:4])
+            print(f'  {modality} embedding ({len(vector)}-d): [{head}, ...]')
+    elif 'pred_answer' in result:
         print(f'Q: {item.get("text")}')
         for answer, score in zip(result['topk_answers'], result['topk_scores']):
             print(f'  {answer:<16s} {score:.3f}')
@@ -250,12 +300,30 @@ def main() -> None:
         if 'vector' in item:
             item['vector'] = _vector(item['vector'])
         items = [item]
+    if args.gallery is not None and _task(cfg) != 'retrieval':
+        raise MMFusionError(f'--gallery ranks items with a retrieval model (DualEncoder); '
+                            f'{args.config} is a {_task(cfg) or "non-retrieval"} model')
     if not cfg.get('test_dataloader'):
         raise ConfigError(f'{args.config} has no test_dataloader; the inferencer takes its '
                           'pipeline from test_dataloader.dataset.pipeline')
     from mmfusion.apis import MultiModalInferencer
     inferencer = MultiModalInferencer(cfg, args.checkpoint, device=args.device,
                                       batch_size=args.batch_size)
+    if args.gallery is not None:
+        query_modalities = sorted({m for item in items for m in item})
+        gallery = read_gallery(args.gallery, query_modalities, inferencer.modalities)
+        ranked = inferencer.retrieve(items, gallery, topk=args.topk,
+                                     batch_size=args.batch_size)
+        for item, result in zip(items, ranked):
+            hits = [dict(item=gallery[i], score=s)
+                    for i, s in zip(result['indices'], result['scores'])]
+            if args.json:
+                print(json.dumps(dict(input=item, ranked=hits)))
+                continue
+            print(f'query: {_label(item)}')
+            for rank, hit in enumerate(hits, 1):
+                print(f'  {rank:>2d}. {hit["score"]:.3f}  {_label(hit["item"])}')
+        return
     samples = inferencer(items, return_datasamples=True)
     for index, (item, sample) in enumerate(zip(items, samples)):
         result = inferencer.postprocess(sample)

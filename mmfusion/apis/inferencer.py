@@ -7,6 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from mmfusion.datasets.transforms.modality import MISSING_KEY
 from mmfusion.errors import ConfigError, DataError
 from mmfusion.utils import explain_config_errors
 
@@ -94,7 +95,11 @@ class MultiModalInferencer:
       the input image's pixels), ``scores``, ``labels``, ``label_names``;
     * segmentation (also referring): ``sem_seg`` (H, W) int64 array of class
       indices at the input's size, ``classes`` (names, index order). For a
-      two-class referring model class 1 is the referred object.
+      two-class referring model class 1 is the referred object;
+    * retrieval (a contrastive :class:`~mmfusion.models.DualEncoder`): an
+      input may hold any of the towers' modalities (a text query, a gallery
+      image, or both); ``embeddings``: modality -> the L2-normalised (D,)
+      embedding as a list. :meth:`retrieve` ranks a gallery for queries.
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: Optional[str] = None,
@@ -152,6 +157,9 @@ class MultiModalInferencer:
         return loaders
 
     def _task(self) -> str:
+        from mmfusion.models.architectures.dual_encoder import DualEncoder
+        if isinstance(self.model, DualEncoder):
+            return 'retrieval'
         head = getattr(self.model, 'head', None)
         name = type(head).__name__ if head is not None else ''
         if 'VQA' in name:
@@ -178,6 +186,8 @@ class MultiModalInferencer:
         answers = getattr(getattr(self.model, 'head', None), 'answers', None)
         if answers is not None:
             out['answers'] = list(answers)
+        if self.task == 'retrieval':
+            out['embed_dim'] = int(self.model.embed_dim)
         return out
 
     def _input_kind(self, modality: str) -> str:
@@ -237,6 +247,8 @@ class MultiModalInferencer:
             raise DataError(f'unknown input {", ".join(map(repr, unknown))}; this model takes '
                             f'{", ".join(self.modalities)}')
         missing = [m for m in self.input_keys if item.get(m) is None]
+        if self.task == 'retrieval' and len(missing) < len(self.input_keys):
+            return  # each tower embeds what it is given
         if missing:
             raise DataError(f'missing input {", ".join(map(repr, missing))}; this model takes '
                             f'{", ".join(self.modalities)}')
@@ -245,8 +257,13 @@ class MultiModalInferencer:
         """One input -> the packed ``dict(inputs=..., data_samples=...)``."""
         self.check_input(item)
         results: dict = {}
+        absent = [m for m in self.input_keys if item.get(m) is None]
+        if absent:  # retrieval: packed as missing, never read
+            results[MISSING_KEY] = absent
         skip = set()
         for modality, value in item.items():
+            if value is None:
+                continue
             key = self.input_keys[modality]
             loader = self._loaders.get(key)
             if loader is None:
@@ -295,6 +312,10 @@ class MultiModalInferencer:
             if names:
                 out['classes'] = list(names)
             return out
+        embeds = {m: sample.get(f'{m}_embeds') for m in self.input_keys}
+        if any(e is not None for e in embeds.values()):
+            return dict(embeddings={m: e[0].float().cpu().tolist()
+                                    for m, e in embeds.items() if e is not None})
         if 'pred_label' in sample:
             score = sample.pred_score.float().cpu().tolist()
             labels = sample.pred_label.cpu().tolist()
@@ -330,6 +351,54 @@ class MultiModalInferencer:
             outputs.extend(samples if return_datasamples else
                            [self.postprocess(s) for s in samples])
         return outputs
+
+    def retrieve(self, queries: Union[InputType, Sequence[InputType]],
+                 gallery: Sequence[InputType], topk: int = 5,
+                 batch_size: Optional[int] = None) -> List[dict]:
+        """Rank ``gallery`` for each query by cosine similarity (retrieval models).
+
+        Args:
+            queries: one input or a list, each holding one modality, e.g.
+                ``{'text': 'two red circles'}``.
+            gallery: the candidates, each holding one modality other than the
+                query's, e.g. ``[{'image': 'a.png'}, {'image': 'b.png'}]``.
+            topk: how many candidates to return per query.
+            batch_size: inputs per model call; default the constructor's.
+
+        Returns:
+            Per query ``dict(indices=[...], scores=[...])``: gallery positions,
+            best first, and their cosine similarities.
+        """
+        if self.task != 'retrieval':
+            raise ConfigError(f'retrieve() needs a retrieval model (DualEncoder); this model '
+                              f'does {self.task}')
+        queries = [queries] if isinstance(queries, dict) else list(queries)
+        gallery = list(gallery)
+        if not queries or not gallery:
+            raise DataError('retrieve() needs at least one query and one gallery item')
+        if topk < 1:
+            raise DataError(f'retrieve(): topk must be >= 1, got {topk}')
+
+        def one_modality(items: List[InputType], role: str) -> List[torch.Tensor]:
+            out = []
+            for i, (item, result) in enumerate(zip(items, self(items, batch_size))):
+                given = [m for m, v in item.items() if v is not None]
+                if len(given) != 1:
+                    raise DataError(f'retrieve(): {role} {i} must hold exactly one modality, '
+                                    f'got {given}')
+                out.append((given[0], torch.tensor(result['embeddings'][given[0]])))
+            return out
+
+        query_embeds = one_modality(queries, 'query')
+        gallery_embeds = one_modality(gallery, 'gallery item')
+        same = sorted({m for m, _ in query_embeds} & {m for m, _ in gallery_embeds})
+        if same:
+            raise DataError(f'retrieve(): queries and gallery share the modality {same[0]!r}; '
+                            'rank one modality against another (text -> image ...)')
+        sims = torch.stack([e for _, e in query_embeds]) @ torch.stack(
+            [e for _, e in gallery_embeds]).T
+        scores, indices = sims.topk(min(topk, len(gallery)), dim=1)
+        return [dict(indices=i.tolist(), scores=s.tolist()) for i, s in zip(indices, scores)]
 
 
 __all__ = ['ANNOTATION_TRANSFORMS', 'MultiModalInferencer', 'inference_pipeline']

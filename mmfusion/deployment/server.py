@@ -47,6 +47,9 @@ class ServerConfig:
         max_wait_ms: how long the first request of a batch waits for others.
         max_upload_bytes: largest request body; larger ones get 413.
         max_text_length: longest text field in characters; longer ones get 422.
+        max_image_pixels: most pixels (width x height) an uploaded image may
+            declare; larger ones get 413 before they are decoded (a small
+            compressed upload can decode to gigabytes); 0 turns it off.
         rate_limit: requests per second per client address (token bucket);
             0 turns the limit off.
         rate_burst: requests a client may send at once before the rate applies.
@@ -57,6 +60,7 @@ class ServerConfig:
     max_wait_ms: float = 5.0
     max_upload_bytes: int = 10 * 1024 * 1024
     max_text_length: int = 512
+    max_image_pixels: int = 40_000_000
     rate_limit: float = 0.0
     rate_burst: int = 50
     request_timeout_s: float = 30.0
@@ -223,8 +227,22 @@ def _looks_like(data: bytes) -> str:
     return 'unknown data'
 
 
-def decode_image(field: str, data: bytes, unchanged: bool = False) -> np.ndarray:
-    """Image bytes -> (H, W, 3) BGR uint8 (or the stored array with ``unchanged``)."""
+def image_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from an image file's header, without decoding the
+    pixels (Pillow reads only the header on open); None when Pillow cannot
+    tell, and the decoder below then judges the bytes."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.size
+    except Exception:
+        return None
+
+
+def decode_image(field: str, data: bytes, unchanged: bool = False,
+                 max_pixels: int = 0) -> np.ndarray:
+    """Image bytes -> (H, W, 3) BGR uint8 (or the stored array with ``unchanged``);
+    413 for an image declaring more than ``max_pixels`` pixels (0: no limit)."""
     import cv2
 
     if not data:
@@ -234,6 +252,11 @@ def decode_image(field: str, data: bytes, unchanged: bool = False) -> np.ndarray
     if kind == 'WAV audio' or kind == 'text':
         raise RequestError(415, f'field {field!r}: the upload is {kind}, not an image; '
                            'expected PNG, JPEG, BMP or TIFF bytes', field)
+    size = image_size(data) if max_pixels else None
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise RequestError(413, f'field {field!r}: the image is {size[0]}x{size[1]} '
+                           f'({size[0] * size[1] / 1e6:.1f} megapixels); the limit is '
+                           f'{max_pixels / 1e6:g} megapixels', field)
     flag = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR
     img = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     if img is None:
@@ -284,6 +307,8 @@ class RequestDecoder:
             raise RequestError(422, f'unknown field {unknown[0]!r}; this model takes {takes}',
                                unknown[0])
         missing = [m for m in self.kinds if m not in names]
+        if missing and self.inferencer.task == 'retrieval' and len(missing) < len(self.kinds):
+            return  # a retrieval model embeds whichever towers' inputs are given
         if missing:
             raise RequestError(422, f'missing field {missing[0]!r}; this model takes {takes}',
                                missing[0])
@@ -291,9 +316,10 @@ class RequestDecoder:
     def _binary(self, modality: str, data: bytes) -> Any:
         kind = self.kinds[modality]
         if kind == 'image':
-            return decode_image(modality, data)
+            return decode_image(modality, data, max_pixels=self.config.max_image_pixels)
         if kind == 'map':
-            arr = decode_image(modality, data, unchanged=True)
+            arr = decode_image(modality, data, unchanged=True,
+                               max_pixels=self.config.max_image_pixels)
             if arr.ndim == 3 and arr.shape[2] != 1:
                 raise RequestError(422, f'field {modality!r}: the image has {arr.shape[2]} '
                                    'channels; expected a single-channel map (e.g. a uint16 '
@@ -567,6 +593,7 @@ def create_app(inferencer: Any, config: Optional[ServerConfig] = None,
     meta = dict(inferencer.metadata(), version=__version__, **(info or {}),
                 limits=dict(max_upload_bytes=config.max_upload_bytes,
                             max_text_length=config.max_text_length,
+                            max_image_pixels=config.max_image_pixels,
                             rate_limit=config.rate_limit, rate_burst=config.rate_burst,
                             request_timeout_s=config.request_timeout_s),
                 batching=dict(max_batch_size=config.max_batch_size,

@@ -219,3 +219,44 @@ def test_shutdown_finishes_requests_in_flight(vqa, images):
         server.should_exit = True
         sender.join(60)
     assert [r.status_code for r in results] == [200] * 4
+
+
+def test_image_over_the_pixel_limit_gets_413_before_decoding(vqa):
+    import cv2
+    # 2000 x 2000 zeros: a 12 MB image in a PNG of a few kilobytes
+    ok, png = cv2.imencode('.png', np.zeros((2000, 2000, 3), np.uint8))
+    assert ok and len(png) < 64 * 1024
+    with serving(vqa, max_image_pixels=1_000_000) as (url, _), \
+            httpx.Client(base_url=url, timeout=60) as client:
+        response = client.post('/predict', files=dict(image=('big.png', png.tobytes())),
+                               data=dict(text=QUESTION))
+        assert response.status_code == 413, response.text
+        error = response.json()['error']
+        assert error['field'] == 'image' and '2000x2000' in error['message']
+        assert client.get('/metadata').json()['limits']['max_image_pixels'] == 1_000_000
+        ok, small = cv2.imencode('.png', np.zeros((64, 64, 3), np.uint8))
+        assert client.post('/predict', files=dict(image=('s.png', small.tobytes())),
+                           data=dict(text=QUESTION)).status_code == 200
+
+
+def test_a_retrieval_model_serves_embeddings_of_whatever_it_is_given(mmshapes_root, images,
+                                                                     tmp_path):
+    from mmfusion.apis import MultiModalInferencer
+    cfg, ckpt = tiny_checkpoint('configs/retrieval/mmshapes_clip.py', mmshapes_root,
+                                str(tmp_path / 'clip'))
+    clip = MultiModalInferencer(cfg, ckpt, device='cpu')
+    paths, blobs = images
+    want = clip([dict(image=paths[0]), dict(text='a red circle.')])
+    with serving(clip) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        meta = client.get('/metadata').json()
+        assert meta['task'] == 'retrieval' and meta['embed_dim'] == clip.model.embed_dim
+        image = client.post('/predict', files=dict(image=('s.png', blobs[0])))
+        text = client.post('/predict', json=dict(text='a red circle.'))
+        for response, expected in ((image, want[0]), (text, want[1])):
+            assert response.status_code == 200, response.text
+            got = response.json()['prediction']['embeddings']
+            assert set(got) == set(expected['embeddings'])
+            for modality, vector in got.items():
+                assert vector == pytest.approx(expected['embeddings'][modality], abs=1e-5)
+        empty = client.post('/predict', json=dict())
+        assert empty.status_code == 422 and empty.json()['error']['field'] == 'image'

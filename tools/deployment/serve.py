@@ -38,6 +38,9 @@ def parse_args() -> argparse.Namespace:
                         help='largest request body (413 above)')
     parser.add_argument('--max-text-length', type=int, default=512,
                         help='longest text field in characters (422 above)')
+    parser.add_argument('--max-image-mpixels', type=float, default=40.0,
+                        help='most megapixels an uploaded image may declare (413 above; '
+                        'checked before decoding); 0: off')
     parser.add_argument('--rate-limit', type=float, default=0.0,
                         help='requests per second per client address (429 above); 0: off')
     parser.add_argument('--rate-burst', type=int, default=50,
@@ -56,8 +59,10 @@ def parse_args() -> argparse.Namespace:
     for name in ('max_batch_size', 'max_text_length', 'port'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.max_wait_ms < 0 or args.max_upload_mb <= 0 or args.request_timeout <= 0:
-        parser.error('--max-wait-ms must be >= 0, --max-upload-mb and --request-timeout > 0')
+    if args.max_wait_ms < 0 or args.max_upload_mb <= 0 or args.request_timeout <= 0 \
+            or args.max_image_mpixels < 0:
+        parser.error('--max-wait-ms and --max-image-mpixels must be >= 0, --max-upload-mb and '
+                     '--request-timeout > 0')
     return args
 
 
@@ -75,7 +80,9 @@ def main() -> None:
                                       batch_size=args.max_batch_size)
     config = ServerConfig(max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
                           max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                          max_text_length=args.max_text_length, rate_limit=args.rate_limit,
+                          max_text_length=args.max_text_length,
+                          max_image_pixels=int(args.max_image_mpixels * 1e6),
+                          rate_limit=args.rate_limit,
                           rate_burst=args.rate_burst, request_timeout_s=args.request_timeout)
     app = create_app(inferencer, config,
                      info=dict(config=osp.basename(args.config),

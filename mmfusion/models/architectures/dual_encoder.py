@@ -57,7 +57,9 @@ class DualEncoder(BaseMultiModalModel):
       row i of every modality being one pair;
     * ``'predict'``: the data samples with ``<modality>_embeds`` (n, D)
       L2-normalised embeddings, n = 1 for a packed input and the number of
-      captions for the caption modality;
+      captions for the caption modality; a sample whose ``modality_mask``
+      says a modality is missing gets no embedding for it (a retrieval query
+      or gallery item carries one modality);
     * ``'tensor'``: modality -> (B, D) L2-normalised embeddings.
     """
 
@@ -214,15 +216,25 @@ class DualEncoder(BaseMultiModalModel):
             raise ConfigError(f'the batch carries {unknown}, which model.encoders '
                               f'{sorted(self.encoders)} does not encode')
         if data_samples is None:
-            batch = next(iter(inputs.values()))
+            batch = next(v for v in inputs.values() if v is not None)
             n = len(batch['input_ids']) if isinstance(batch, dict) else len(batch)
             data_samples = [MultiModalDataSample() for _ in range(n)]
+        # a sample may carry only some towers' inputs (a text query, a gallery
+        # image): each tower embeds the samples that have its modality
+        masks = self.modality_masks(inputs, data_samples)
         for name, x in inputs.items():
-            if name == self.caption_modality and self._has_captions(data_samples):
+            if x is None or (name == self.caption_modality and self._has_captions(data_samples)):
                 continue  # the captions below include this sample's text
-            emb = self.encode(name, x)
-            for sample, row in zip(data_samples, emb):
-                sample.set_field(row.unsqueeze(0), f'{name}_embeds')
+            present = masks.get(name)
+            if present is None:
+                rows, idx = self.encode(name, x), range(len(data_samples))
+            else:
+                idx = present.nonzero(as_tuple=True)[0]
+                sub = ({k: v.index_select(0, idx) for k, v in x.items()}
+                       if isinstance(x, dict) else x.index_select(0, idx))
+                rows, idx = self.encode(name, sub), idx.tolist()
+            for i, row in zip(idx, rows):
+                data_samples[i].set_field(row.unsqueeze(0), f'{name}_embeds')
         if self.caption_modality in self.encoders and self._has_captions(data_samples):
             counts = [len(s.captions) for s in data_samples]
             flat = [c for s in data_samples for c in s.captions]
