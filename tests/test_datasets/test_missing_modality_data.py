@@ -131,6 +131,18 @@ def test_modality_dropout_rates_and_never_all():
     assert abs(image - 0.21) < 0.03 and abs(audio - 0.51) < 0.03
 
 
+def test_modality_dropout_of_one_listed_modality_keeps_the_others():
+    np.random.seed(0)
+    drop = ModalityDropout(['audio'], prob=0.25)
+    dropped = [drop(results()) for _ in range(2000)]
+    assert all('img' in r for r in dropped)
+    rate = sum('audio' in r.get('missing_modalities', []) for r in dropped) / len(dropped)
+    assert abs(rate - 0.25) < 0.03
+    # a sample whose only other modality is already missing keeps its sound
+    r = RemoveModality(['image'])(results())
+    assert 'audio' in ModalityDropout(['audio'], prob=1.0)(r)
+
+
 def test_modality_dropout_probability_checks():
     with pytest.raises(ConfigError, match=r"prob\['audio'\] must be in \[0, 1\]"):
         ModalityDropout(['image', 'audio'], prob=dict(image=0.1, audio=1.5))

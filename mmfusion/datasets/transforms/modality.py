@@ -138,9 +138,12 @@ class ModalityDropout(_ModalityTransform):
         keys: modality -> results key (see :class:`RemoveModality`).
 
     Each of ``modalities`` present in the sample is dropped independently
-    with its probability. When that would drop all of them, one, chosen
-    uniformly, is kept instead; list every modality the model encodes, so a
-    sample never loses them all.
+    with its probability. A sample never loses every modality it has: when
+    the draw would drop all the listed ones and the sample holds no other
+    (no other :data:`MODALITY_DATA_KEYS` key, or ``keys`` entry, is in it),
+    one, chosen uniformly, is kept instead. So
+    ``ModalityDropout(['audio'], prob=0.2)`` on image+audio samples drops
+    the sound of one sample in five and never touches the image.
     Randomness comes from NumPy's global generator, which MMEngine seeds per
     worker.
     """
@@ -163,11 +166,15 @@ class ModalityDropout(_ModalityTransform):
     def transform(self, results: dict) -> dict:
         present = [m for m in self.modalities if self._has(results, m)]
         drop = [m for m in present if np.random.rand() < self.probs[m]]
-        if present and len(drop) == len(present):
+        if present and len(drop) == len(present) and not self._has_other_modality(results):
             drop.pop(np.random.randint(len(drop)))
         for modality in drop:
             remove_modality(results, modality, self.keys.get(modality, modality))
         return results
+
+    def _has_other_modality(self, results: dict) -> bool:
+        return any(key in results and not is_missing(results, m)
+                   for m, key in self.keys.items() if m not in self.modalities)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(prob={self.probs})'
