@@ -85,3 +85,27 @@ def test_pipeline_speed_compares_the_same_pixels(mmshapes_root):
     sample = dict(inputs=dict(image=torch.zeros(3, 2, 2), text='q'), data_samples=object())
     assert tool.images_in(pseudo_collate([sample] * 5)) == 5
     assert tool.images_in([torch.zeros(3, 2, 2)] * 4) == 4
+
+
+def test_benchmark_interleaves_the_three_loops(mmshapes_root):
+    """benchmark.py times end-to-end, compute-only and pipeline chunks in turn
+    inside one Runner run: each gets exactly its share of timed samples."""
+    import re
+
+    from conftest import PYTHON, run_tool
+    proc = run_tool([PYTHON, 'tools/analysis_tools/benchmark.py', 'configs/vqa/mmshapes_vqa.py',
+                     '--warmup', '3', '--iters', '4', '--chunk', '2', '--clock', 'cpu',
+                     '--data-root', mmshapes_root, '--cfg-options',
+                     'train_dataloader.batch_size=8'], env=dict(OMP_NUM_THREADS='1'))
+    assert 'interleaved in chunks of 2' in proc.stdout
+    rates = {name: float(value) for name, value in
+             re.findall(r'^(end-to-end training|compute-only bound|data pipeline alone)\s*:\s*'
+                        r'([\d.]+) samples/s', proc.stdout, re.M)}
+    assert len(rates) == 3 and all(v > 0 for v in rates.values()), proc.stdout
+    ratio = float(re.search(r'end-to-end / compute-only = ([\d.]+)', proc.stdout).group(1))
+    assert ratio == pytest.approx(rates['end-to-end training'] / rates['compute-only bound'],
+                                  rel=0.01)
+
+    with pytest.raises(AssertionError, match='--chunk must be >= 1 and divide --iters 5'):
+        run_tool([PYTHON, 'tools/analysis_tools/benchmark.py', 'configs/vqa/mmshapes_vqa.py',
+                  '--iters', '5', '--chunk', '2'])

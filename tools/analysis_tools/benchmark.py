@@ -6,7 +6,8 @@
 measures the steady state, where caches (e.g. ``LoadImageFromFile``'s decoded
 images) are warm.
 
-Measures, in one process and one run (so the ratios are comparable on a noisy
+Measures, in one process and one training run, alternating between them in
+chunks of ``--chunk`` iterations (so the ratios are comparable on a noisy
 machine):
 
 1. end to end: MMEngine's Runner training loop with the config's data loader,
@@ -53,41 +54,76 @@ from mmfusion.utils import (
 )
 
 
-class ThroughputHook(Hook):
-    """Times training iterations after a warm-up."""
+class InterleavedThroughputHook(Hook):
+    """Times the three loops in alternating chunks inside one training run.
+
+    After ``warmup`` Runner iterations, every ``chunk`` Runner iterations the
+    hook runs ``chunk`` steps of the compute-only loop and fetches ``chunk``
+    batches from a data loader of its own, timing each separately; the
+    Runner's own time excludes those blocks. Alternating keeps all three
+    under the same machine conditions (a shared machine drifts from minute to
+    minute, which biased the ratios when the loops ran one after the other).
+    """
     priority = 'LOWEST'
 
-    def __init__(self, warmup: int, clock: Callable[[], float]) -> None:
+    def __init__(self, warmup: int, chunk: int, clock: Callable[[], float],
+                 compile_model: bool = False) -> None:
         self.warmup = warmup
+        self.chunk = chunk
         self.clock = clock
-        self.start = None
-        self.end = None
+        self.compile_model = compile_model
+        self.times = dict(end_to_end=0.0, compute_only=0.0, pipeline=0.0)
+        self.samples = dict(end_to_end=0, compute_only=0, pipeline=0)
+        self.mark = None
+
+    def before_train(self, runner) -> None:
+        self.batch_size = runner.train_dataloader.batch_size
+        self.batches = endless(runner.train_dataloader)  # collated in advance, per chunk
+        self.pipeline = endless(runner.train_dataloader)  # a second iterator: pipeline alone
+        self.step = compute_step(runner, self.compile_model)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if runner.iter + 1 == self.warmup:
-            self.start = self.clock()
-        self.end = self.clock()
+        done = runner.iter + 1
+        if done < self.warmup:
+            return
+        if done == self.warmup:
+            self._compute_chunk(timed=False)  # warm the bare loop (and compile it) too
+            self.mark = self.clock()
+            return
+        if (done - self.warmup) % self.chunk:
+            return
+        self._add('end_to_end', self.clock() - self.mark, self.chunk * self.batch_size)
+        self._compute_chunk(timed=True)
+        start = self.clock()
+        n = sum(len(next(self.pipeline)['data_samples']) for _ in range(self.chunk))
+        self._add('pipeline', self.clock() - start, n)
+        self.mark = self.clock()
+
+    def _compute_chunk(self, timed: bool) -> None:
+        batches = [next(self.batches) for _ in range(self.chunk)]  # distinct, as training
+        self.step.model.train()
+        start = self.clock()
+        for batch in batches:
+            self.step(batch)
+        if timed:
+            self._add('compute_only', self.clock() - start, self.chunk * self.batch_size)
+
+    def _add(self, loop: str, seconds: float, samples: int) -> None:
+        self.times[loop] += seconds
+        self.samples[loop] += samples
+
+    def throughput(self, loop: str) -> float:
+        return self.samples[loop] / self.times[loop]
 
 
-def end_to_end(runner: Runner, warmup: int, iters: int, clock: Callable[[], float]) -> float:
-    hook = ThroughputHook(warmup, clock)
-    runner.register_hook(hook)
-    runner.train()
-    batch = runner.train_dataloader.batch_size
-    return iters * batch / (hook.end - hook.start)
-
-
-def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int,
-                 clock: Callable[[], float], compile_model: bool = False) -> float:
+def compute_step(runner: Runner, compile_model: bool = False) -> Callable[[dict], None]:
+    """One step of the bare PyTorch loop on a collated batch: the model's data
+    preprocessor, forward, loss, backward, gradient clipping, optimizer step."""
     model, optimizer = runner.model, runner.optim_wrapper.optimizer
     forward = torch.compile(model) if compile_model else model
-    clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
-    # distinct batches, as the real loop sees: cycling a few would keep them in cache
-    loader = endless(runner.train_dataloader)
-    batches = [next(loader) for _ in range(warmup + iters)]
-    model.train()
+    clip = (runner.cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
 
-    def step(batch):
+    def step(batch: dict) -> None:
         data = model.data_preprocessor(batch, True)
         losses = forward(**data, mode='loss')
         loss = sum(v for k, v in losses.items() if 'loss' in k)
@@ -96,14 +132,8 @@ def compute_only(runner: Runner, cfg: Config, warmup: int, iters: int,
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         optimizer.zero_grad()
-
-    for batch in batches[:warmup]:
-        step(batch)
-    start = clock()
-    for batch in batches[warmup:]:
-        step(batch)
-    elapsed = clock() - start
-    return iters * runner.train_dataloader.batch_size / elapsed
+    step.model = model
+    return step
 
 
 def endless(loader):
@@ -112,20 +142,13 @@ def endless(loader):
         yield from loader
 
 
-def pipeline_only(runner: Runner, warmup: int, iters: int, clock: Callable[[], float]) -> float:
-    batches = endless(runner.train_dataloader)
-    for _ in range(warmup):
-        next(batches)
-    start = clock()
-    n = sum(len(next(batches)['data_samples']) for _ in range(iters))
-    return n / (clock() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--iters', type=int, default=120, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=10, help='untimed iterations first')
+    parser.add_argument('--chunk', type=int, default=10,
+                        help='iterations of each loop between switches to the next')
     parser.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
                         help="'cpu': CPU seconds of this process (robust to other jobs "
                         "on a shared machine; needs num_workers=0)")
@@ -138,6 +161,8 @@ def main() -> None:
         parser.error(f'--iters must be at least 1, got {args.iters}')
     if args.warmup < 1:
         parser.error(f'--warmup must be at least 1, got {args.warmup}')
+    if args.chunk < 1 or args.iters % args.chunk:
+        parser.error(f'--chunk must be >= 1 and divide --iters {args.iters}, got {args.chunk}')
 
     register_all_modules()
     cfg = read_tool_config(args.config, args.cfg_options, args.data_root)
@@ -161,12 +186,14 @@ def main() -> None:
         train_set = resolve_vocabularies(cfg)  # word/answer lists from the training set
         runner = Runner.from_cfg(cfg)
         use_built_train_set(runner, train_set)
-        e2e = end_to_end(runner, args.warmup, args.iters, clock)
-    bound = compute_only(runner, cfg, args.warmup, args.iters, clock, args.compile)
-    data = pipeline_only(runner, args.warmup, args.iters, clock)
+        hook = InterleavedThroughputHook(args.warmup, args.chunk, clock, args.compile)
+        runner.register_hook(hook)
+        runner.train()
+    e2e, bound, data = (hook.throughput(loop)
+                        for loop in ('end_to_end', 'compute_only', 'pipeline'))
     print(f'config: {args.config}  batch size: {runner.train_dataloader.batch_size}  '
-          f'threads: {torch.get_num_threads()}  clock: {args.clock}'
-          f'{"  compiled" if args.compile else ""}')
+          f'threads: {torch.get_num_threads()}  clock: {args.clock}  '
+          f'interleaved in chunks of {args.chunk}{"  compiled" if args.compile else ""}')
     print(f'end-to-end training  : {e2e:8.1f} samples/s')
     print(f'compute-only bound   : {bound:8.1f} samples/s')
     print(f'data pipeline alone  : {data:8.1f} samples/s')
