@@ -25,15 +25,17 @@ from .cam import (
 )
 from .corruptions import CORRUPTIONS, NUM_LEVELS, Corrupt, corrupt_pipeline, data_kind
 from .evaluate import build_evaluator, build_loader, evaluate, per_sample_scores
-from .missing import drop_modalities
+from .missing import MISSING_MODES, drop_modalities, supports_modality_mask
 from .robustness_metrics import effective_robustness, relative_robustness
 from .shapley import exact_shapley, leave_one_out, sampled_shapley, shapley_values
 
 __all__ = [
-    'AttackResult', 'CAM_METHODS', 'CORRUPTIONS', 'Corrupt', 'NUM_LEVELS', 'argmax_point',
+    'AttackResult', 'CAM_METHODS', 'CORRUPTIONS', 'Corrupt', 'MISSING_MODES', 'NUM_LEVELS',
+    'argmax_point',
     'build_evaluator', 'build_loader', 'class_activation_map', 'corrupt_pipeline', 'data_kind',
     'drop_modalities', 'effective_robustness', 'embedding_layer', 'evaluate', 'exact_shapley',
     'fgsm_attack', 'find_target_layer', 'integrated_gradients', 'leave_one_out', 'model_loss',
     'per_sample_scores', 'perturb_embeddings', 'pgd_attack', 'pointing_hits', 'record_attention',
-    'relative_robustness', 'sampled_shapley', 'shapley_values', 'upsample'
+    'relative_robustness', 'sampled_shapley', 'shapley_values', 'supports_modality_mask',
+    'upsample'
 ]

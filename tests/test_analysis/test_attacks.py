@@ -69,10 +69,44 @@ def test_fgsm_raises_the_loss_and_missing_modality_zeroes_it(av_setup):  # noqa:
     assert res.losses[1] > res.losses[0]
     with torch.no_grad():
         p = model.data_preprocessor(data, False)
-        dropped = drop_modalities(p, ['audio'])
+        dropped = drop_modalities(p, ['audio'], mode='zero')
     assert torch.count_nonzero(dropped['inputs']['audio']) == 0
     assert dropped['inputs']['image'] is p['inputs']['image']
     assert torch.count_nonzero(p['inputs']['audio']) > 0
+
+
+def test_missing_modality_by_mask_is_the_remove_modality_path(av_setup):  # noqa: F811
+    """drop_modalities(mode='mask') predicts what a batch packed after
+    RemoveModality does (tools/test.py --remove-modality), and leaves the
+    batch it was given reusable."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmfusion.analysis import build_loader, supports_modality_mask
+    from mmfusion.datasets.transforms import RemoveModality
+    model, _ = av_setup
+    assert supports_modality_mask(model)
+    loader = build_loader(model.cfg, 'test', batch_size=8)
+    dataset = loader.dataset
+    transforms = dataset.pipeline.transforms
+    dataset.pipeline.transforms = transforms[:-1] + [RemoveModality(['audio']), transforms[-1]]
+    try:
+        removed = pseudo_collate([dataset[i] for i in range(8)])
+    finally:
+        dataset.pipeline.transforms = transforms
+    clean = pseudo_collate([dataset[i] for i in range(8)])
+    with torch.no_grad():
+        want = model.test_step(removed)
+        p = model.data_preprocessor(clean, False)
+        got = model(**drop_modalities(p, ['audio'], mode='mask'), mode='predict')
+        again = model(**p, mode='predict')  # the clean batch keeps its audio
+        zeroed = model(**drop_modalities(p, ['audio'], mode='zero'), mode='predict')
+    for a, b in zip(got, want):
+        assert torch.allclose(a.pred_score, b.pred_score, atol=1e-6)
+        assert a.modality_mask == dict(image=True, audio=False)
+    assert all(s.modality_mask == dict(image=True, audio=True) for s in again)
+    # zero-filling runs the encoder on a placeholder: another prediction
+    assert not all(torch.allclose(a.pred_score, z.pred_score, atol=1e-4)
+                   for a, z in zip(got, zeroed))
 
 
 def test_adversarial_training_hook_replaces_the_batch(av_setup):  # noqa: F811

@@ -49,7 +49,7 @@ def test_robustness_tool(av_checkpoint):
                                   'audio/pgd_l2'}
     for c in res['curves'].values():
         assert c['values'][0] == clean and len(c['values']) == 2
-    assert set(res['missing']) == {'image', 'audio'}
+    assert set(res['missing']) == {'image', 'audio'} and res['missing_mode'] == 'mask'
     # against itself, the effective robustness is zero
     again = tool.main(args[:3] + [str(tmp / 'rob2')] + args[4:] + [
         '--skip', 'attack', 'missing', '--reference', osp.join(out, 'robustness.json')])
@@ -66,9 +66,28 @@ def test_explain_tool(av_checkpoint):
     res = _tool('explain').main([cfg, ckpt, '--work-dir', out, '--show', '2', '--ig-steps', '8',
                                  '--methods', 'cam', 'attention', 'ig', 'contributions'])
     c = res['contributions']
+    assert c['missing_mode'] == 'mask'
     assert abs(c['efficiency_gap']) < 1e-6
     assert sum(c['shapley_split'].values()) == pytest.approx(c['full'] - c['none'])
     assert c['per_sample_efficiency_max_gap'] < 1e-4
     assert osp.isfile(osp.join(out, 'contributions.png'))
     assert osp.isfile(osp.join(out, 'cam', '0_image.png'))
     assert osp.isfile(osp.join(out, 'ig', '0.png'))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_explain_tool_on_one_input_of_ones_own(av_checkpoint, mmshapes_root):
+    import glob
+    cfg, ckpt, tmp = av_checkpoint
+    image = sorted(glob.glob(osp.join(mmshapes_root, 'images', 'val', '*.png')))[0]
+    audio = sorted(glob.glob(osp.join(mmshapes_root, 'audio', 'val', '*.wav')))[0]
+    out = str(tmp / 'one')
+    res = _tool('explain').main([cfg, ckpt, '--work-dir', out, '--input', f'image={image}',
+                                 '--input', f'audio={audio}', '--methods', 'cam', 'ig'])
+    assert res['num_samples'] == 1
+    assert osp.isfile(osp.join(out, 'cam', '0_image.png'))
+    assert osp.isfile(osp.join(out, 'ig', '0.png'))
+    with pytest.raises(SystemExit):  # contributions need the split's ground truth
+        _tool('explain').main([cfg, ckpt, '--work-dir', out, '--input', f'image={image}',
+                               '--methods', 'contributions'])

@@ -4,6 +4,9 @@
         [--methods cam attention ig contributions pointing] [--num-samples N] \\
         [--show 8] [--cam-methods gradcam gradcam++] [--target-layer NAME] \\
         [--modality image] [--ig-steps 32]
+    python tools/analysis_tools/explain.py CONFIG CKPT --work-dir DIR \
+        --input image=scene.png --input "text=what color is the circle?" \
+        [--methods cam attention ig]
 
 * ``cam``: Grad-CAM and Grad-CAM++ of the predicted class / answer on each
   image-like encoder (default layer: the encoder's last 4-D feature map),
@@ -24,6 +27,12 @@
   object ("what color is the triangle?"): is the maximum of the CAM inside
   that object's instance mask? Next to a random-point and a centre-point
   baseline: ``DIR/pointing.json``.
+
+``--input MODALITY=VALUE`` (repeatable: a file path, or the text) explains
+one input of your own instead of the split, preprocessed as
+``tools/infer.py`` does (the test pipeline without annotation loading);
+``contributions`` and ``pointing`` score against ground truth, so they need
+the split.
 
 Prints the wall time of each part.
 """
@@ -49,6 +58,7 @@ from mmfusion.analysis import (
     build_loader,
     class_activation_map,
     data_kind,
+    MISSING_MODES,
     drop_modalities,
     find_target_layer,
     integrated_gradients,
@@ -57,6 +67,7 @@ from mmfusion.analysis import (
     pointing_hits,
     record_attention,
     shapley_values,
+    supports_modality_mask,
     upsample,
 )
 from mmfusion.apis import init_model
@@ -89,9 +100,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--permutations', type=int, default=64)
     p.add_argument('--split', default='test', choices=['test', 'val'])
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--missing-mode', choices=MISSING_MODES, default=None,
+                   help="how contributions remove a modality: 'mask' (the model's "
+                   "missing-modality path; default where the model has it) or 'zero'")
+    p.add_argument('--input', action='append', default=[], metavar='MODALITY=VALUE',
+                   help='explain this input instead of the split: a file path, or the text '
+                   '(repeat per modality)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_data_root_argument(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    needs_truth = [m for m in args.methods if m in ('contributions', 'pointing')]
+    if args.input and needs_truth:
+        p.error(f'--input: {", ".join(needs_truth)} score predictions against the ground truth '
+                'of a split; drop --input, or leave those out of --methods')
+    for spec in args.input:
+        if '=' not in spec or not spec.split('=', 1)[0]:
+            p.error(f'--input {spec!r}: expected MODALITY=VALUE, e.g. image=scene.png')
+    return args
 
 
 def image_of(raw, model, modality: str) -> np.ndarray:
@@ -108,15 +133,36 @@ def image_of(raw, model, modality: str) -> np.ndarray:
     return np.repeat(x, 3, axis=2) if x.shape[2] == 1 else x
 
 
+def one_input(cfg, checkpoint: str, specs: List[str]):
+    """(model, [one raw batch]) for ``--input MODALITY=VALUE`` options,
+    preprocessed by :class:`MultiModalInferencer` (paths for files, the
+    value itself for text)."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmfusion.apis import MultiModalInferencer
+    item = dict(spec.split('=', 1) for spec in specs)
+    inferencer = MultiModalInferencer(cfg, checkpoint, device='cpu')
+    for modality, value in item.items():
+        kind = inferencer._input_kind(modality) if modality in inferencer.input_keys else None
+        if kind in ('image', 'map', 'audio') and not osp.isfile(value):
+            raise DataError(f'--input {modality}={value}: no such file')
+    return inferencer.model, [pseudo_collate([inferencer.preprocess(item)])]
+
+
 class Explainer:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         cfg = load_tool_config(args.config, args.work_dir, args.cfg_options,
                                data_root=args.data_root)
-        self.model = init_model(cfg, args.checkpoint)
-        self.loader = build_loader(self.model.cfg, args.split, args.batch_size, args.num_samples)
-        self.batches = list(self.loader)
+        if args.input:
+            self.loader = None
+            self.model, self.batches = one_input(cfg, args.checkpoint, args.input)
+        else:
+            self.model = init_model(cfg, args.checkpoint)
+            self.loader = build_loader(self.model.cfg, args.split, args.batch_size,
+                                       args.num_samples)
+            self.batches = list(self.loader)
         self.plt = import_pyplot()
         self.image_mods = [m for m in self.model.encoders
                            if data_kind(m) == 'image' and not isinstance(
@@ -127,6 +173,11 @@ class Explainer:
                                   f'are {self.image_mods}')
             self.image_mods = [args.modality]
         self.tokenized = set(getattr(self.model.data_preprocessor, 'tokenizers', {}))
+        masks = supports_modality_mask(self.model)
+        self.missing_mode = args.missing_mode or ('mask' if masks else 'zero')
+        if self.missing_mode == 'mask' and not masks:
+            raise ConfigError(f'--missing-mode mask: {type(self.model).__name__} does not take '
+                              'modality masks; use --missing-mode zero')
         os.makedirs(args.work_dir, exist_ok=True)
 
     def processed(self, data: dict) -> dict:
@@ -293,7 +344,8 @@ class Explainer:
             scores = []
             for data in self.batches:
                 with torch.no_grad():
-                    p = drop_modalities(model.data_preprocessor(data, False), dropped)
+                    p = drop_modalities(model.data_preprocessor(data, False), dropped,
+                                        self.missing_mode)
                     outs = model(**p, mode='predict')
                 evaluator.process(data_samples=outs, data_batch=data)
                 if per_sample_ok:
@@ -318,7 +370,8 @@ class Explainer:
                                    self.args.permutations, self.args.seed)
         split_loo = leave_one_out(lambda s: v_all(s)['metric'], players)
         full, none = v_all(players), v_all([])
-        result = dict(metric=full['name'], full=full['metric'], none=none['metric'],
+        result = dict(metric=full['name'], missing_mode=self.missing_mode,
+                      full=full['metric'], none=none['metric'],
                       shapley_split={k: float(v) for k, v in split_phi.items()},
                       leave_one_out_split={k: float(v) for k, v in split_loo.items()},
                       efficiency_gap=float(sum(split_phi.values())
@@ -458,7 +511,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         results[method] = getattr(ex, method)()
         timing[method] = time.perf_counter() - t
     results['wall_time_s'] = timing
-    results['num_samples'] = len(ex.loader.dataset)
+    results['num_samples'] = len(ex.loader.dataset) if ex.loader is not None else 1
     with open(osp.join(args.work_dir, 'explain.json'), 'w', encoding='utf-8') as f:
         json.dump(results, f, indent=2, default=str)
     print('wall time (s): ' + ', '.join(f'{k} {v:.1f}' for k, v in timing.items()))

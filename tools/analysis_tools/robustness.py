@@ -44,12 +44,14 @@ from mmfusion.analysis import (
     build_loader,
     corrupt_pipeline,
     data_kind,
+    MISSING_MODES,
     drop_modalities,
     effective_robustness,
     evaluate,
     fgsm_attack,
     pgd_attack,
     relative_robustness,
+    supports_modality_mask,
 )
 from mmfusion.analysis.attacks import NORMS
 from mmfusion.apis import init_model
@@ -80,6 +82,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--step-size', type=float, help='PGD step (default 2.5 * eps / steps)')
     p.add_argument('--no-random-start', action='store_true', help='PGD from the clean input')
     p.add_argument('--skip', nargs='+', default=[], choices=PARTS, help='parts to leave out')
+    p.add_argument('--missing-mode', choices=MISSING_MODES, default=None,
+                   help="how a modality is removed: 'mask' (the model's missing-modality "
+                   "path; default where the model has it) or 'zero' (a zero input)")
     p.add_argument('--metric', help='metric to plot and score (default: the first one)')
     p.add_argument('--reference', help='robustness.json of a reference run, for effective '
                    'robustness')
@@ -177,12 +182,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
             dataset.pipeline.transforms = transforms
         timing['corruption'] = time.perf_counter() - t0
 
+    missing_mode = args.missing_mode or ('mask' if supports_modality_mask(model) else 'zero')
+    if missing_mode == 'mask' and not supports_modality_mask(model):
+        raise ConfigError(f'--missing-mode mask: {type(model).__name__} does not take '
+                          "modality masks; use --missing-mode zero")
     if 'missing' not in args.skip:
         t0 = time.perf_counter()
         for m in modalities:
-            missing[m] = evaluate(model, None, evaluator, batches=batches,
-                                  processed_fn=lambda p, m=m: drop_modalities(p, [m]))[metric]
-            print(f'{m} missing: {missing[m]:.2f}')
+            missing[m] = evaluate(
+                model, None, evaluator, batches=batches,
+                processed_fn=lambda p, m=m: drop_modalities(p, [m], missing_mode))[metric]
+            print(f'{m} missing ({missing_mode}): {missing[m]:.2f}')
         timing['missing'] = time.perf_counter() - t0
 
     if 'attack' not in args.skip:
@@ -220,6 +230,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     timing['total'] = time.perf_counter() - t_start
     result = dict(config=args.config, checkpoint=args.checkpoint, split=args.split,
                   num_samples=len(dataset), metric=metric, clean=clean, missing=missing,
+                  missing_mode=missing_mode,
                   curves=curves.curves, reference=args.reference, wall_time_s=timing)
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'robustness.json'), 'w', encoding='utf-8') as f:

@@ -45,6 +45,11 @@ class BaseMultiModalModel(BaseModel):
     ``AmpOptimWrapper`` skips those steps itself.
     """
 
+    #: whether the model honours the data samples' ``modality_mask`` (runs
+    #: each encoder on present samples and masks the fusion); the analysis
+    #: tools remove a modality through that path when it does
+    accepts_modality_mask = True
+
     def __init__(self, data_preprocessor: Optional[dict] = None,
                  on_nonfinite_loss: str = 'raise', max_nonfinite_skips: int = 10,
                  init_cfg: Optional[dict] = None) -> None:

@@ -49,6 +49,8 @@ class MultiTaskModel(BaseMultiModalModel):
     ``<task>/weight``; ``'predict'`` the head's predictions in the data
     samples; ``'tensor'`` the head's raw output (B, ...).
     """
+    accepts_modality_mask = False  # the task heads' batches are not masked yet
+
 
     def __init__(self, encoders: Dict[str, dict], tasks: Dict[str, dict],
                  fusion: Optional[dict] = None, task_weighting: Optional[dict] = None,
