@@ -11,7 +11,8 @@ Written on plain forward hooks (rather than captum's ``LayerGradCam``, which
 has no Grad-CAM++, or pytorch-grad-cam, not a dependency) so both share one
 code path over mmfusion's dict inputs; the Grad-CAM result is checked against
 captum's ``LayerGradCam`` in the tests. ``score`` is a logit of the model's
-``mode='tensor'`` output (a class or an answer).
+``mode='tensor'`` output (a class or an answer), or for detection and
+segmentation a box's or a mask's class score (:func:`dense_score_fn`).
 
 Also the pointing game (Zhang et al., "Top-down Neural Attention by
 Excitation Backprop", ECCV 2016): a hit when the map's maximum falls inside
@@ -108,6 +109,65 @@ def class_activation_map(model: nn.Module, processed: dict, target_layer: str,
     return cam / peak[:, None, None], targets.detach()
 
 
+def dense_score_fn(model: nn.Module, box: Optional[Sequence[float]] = None
+                   ) -> Callable[[dict], torch.Tensor]:
+    """``processed -> (B, C)`` class scores of a detection or segmentation
+    model (``model.head`` on the fused pyramid), for a CAM of a box or a mask.
+
+    * detection (a head returning per-level classification maps, FCOS): the
+      score of class c is its highest classification logit over every
+      location of every level, i.e. the top candidate box of that class; with
+      ``box`` only locations whose centre lies inside it count (the box the
+      user chose);
+    * segmentation (a head returning (B, C, h, w) logits): the mean logit of
+      class c over the pixels predicted as c, or over ``box`` when given (a
+      rectangular mask).
+
+    ``box`` is ``(x1, y1, x2, y2)`` in the pixels of the network input (the
+    preprocessed image, as the CAM figures draw it).
+    """
+    head = model.head
+
+    def score(processed: dict) -> torch.Tensor:
+        out = head(model(**processed, mode='tensor'))
+        size = processed['inputs'][next(iter(model.spatial_modalities))].shape[-2:] \
+            if hasattr(model, 'spatial_modalities') else None
+        if isinstance(out, (tuple, list)):  # detection: (cls_scores, bbox_preds, ...)
+            per_level = []
+            for level, cls in enumerate(out[0]):
+                if box is not None:
+                    stride = head.strides[level]
+                    h, w = cls.shape[-2:]
+                    ys = torch.arange(h, device=cls.device) * stride + stride // 2
+                    xs = torch.arange(w, device=cls.device) * stride + stride // 2
+                    inside = (((ys >= box[1]) & (ys <= box[3]))[:, None]
+                              & ((xs >= box[0]) & (xs <= box[2]))[None])
+                    if not bool(inside.any()):
+                        continue
+                    cls = cls.masked_fill(~inside, float('-inf'))
+                per_level.append(cls.flatten(2).max(dim=2).values)
+            if not per_level:
+                raise ConfigError(f'CAM box {list(box)}: no location of any level has its '
+                                  'centre inside it; give a box in network-input pixels')
+            return torch.stack(per_level).max(dim=0).values
+        logits = out  # segmentation (B, C, h, w)
+        if box is None:
+            region = F.one_hot(logits.argmax(dim=1), logits.shape[1]).permute(0, 3, 1, 2)
+        else:
+            h, w = logits.shape[-2:]
+            sy, sx = (size[0] / h, size[1] / w) if size is not None else (1.0, 1.0)
+            ys = (torch.arange(h, device=logits.device) + 0.5) * sy
+            xs = (torch.arange(w, device=logits.device) + 0.5) * sx
+            region = (((ys >= box[1]) & (ys <= box[3]))[:, None]
+                      & ((xs >= box[0]) & (xs <= box[2]))[None])[None, None]
+            if not bool(region.any()):
+                raise ConfigError(f'CAM box {list(box)} covers no pixel of the label map')
+        region = region.to(logits.dtype)
+        return (logits * region).sum(dim=(2, 3)) / region.sum(dim=(2, 3)).clamp_min(1.0)
+
+    return score
+
+
 def upsample(cams: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """(B, h, w) -> (B, H, W), bilinear as in Grad-CAM's visualisation."""
     return F.interpolate(cams[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
@@ -124,5 +184,5 @@ def pointing_hits(points: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.
     return torch.tensor([bool(m[int(p[0]), int(p[1])]) for p, m in zip(points, masks)])
 
 
-__all__ = ['CAM_METHODS', 'argmax_point', 'class_activation_map', 'find_target_layer',
-           'pointing_hits', 'upsample']
+__all__ = ['CAM_METHODS', 'argmax_point', 'class_activation_map', 'dense_score_fn',
+           'find_target_layer', 'pointing_hits', 'upsample']

@@ -53,3 +53,64 @@ def test_pointing_game_helpers():
     masks[0][:3, 5:] = True   # the object is top right in sample 0
     masks[1][:3, :3] = True   # top left in sample 1: a miss
     assert pointing_hits(pts, masks).tolist() == [True, False]
+
+
+def _dense_setup(mmshapes_root, config):
+    import os.path as osp
+
+    from conftest import REPO_ROOT, point_datasets_at
+    from mmengine.config import Config
+
+    from mmfusion.analysis import build_loader
+    from mmfusion.apis import init_model
+    torch.manual_seed(0)
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    point_datasets_at(cfg, mmshapes_root)
+    model = init_model(cfg, None)
+    data = next(iter(build_loader(model.cfg, 'test', batch_size=2)))
+    with torch.no_grad():
+        return model, model.data_preprocessor(data, False)
+
+
+def test_detection_cam_of_the_top_box_and_of_a_chosen_box(mmshapes_root):
+    from mmfusion.analysis import dense_score_fn
+    model, p = _dense_setup(mmshapes_root, 'configs/detection/mmshapes_rgbd_det.py')
+    with torch.no_grad():
+        cls_scores = model.head(model(**p, mode='tensor'))[0]
+        top = dense_score_fn(model)(p)
+        box = (0.0, 0.0, 31.0, 31.0)  # the top-left quarter of the 64 px input
+        in_box = dense_score_fn(model, box)(p)
+    want = torch.stack([c.flatten(2).max(dim=2).values for c in cls_scores]).max(dim=0).values
+    assert torch.allclose(top, want)
+    # by hand: the locations whose centre (j * s + s // 2, i * s + s // 2) is in the box
+    per_level = []
+    for cls, s in zip(cls_scores, model.head.strides):
+        n = sum(1 for k in range(cls.shape[-1]) if k * s + s // 2 <= 31)
+        if n:
+            per_level.append(cls[:, :, :n, :n].flatten(2).max(dim=2).values)
+    assert torch.allclose(in_box, torch.stack(per_level).max(dim=0).values)
+    assert (in_box <= top + 1e-6).all()
+    layer = find_target_layer(model, p, 'image')
+    cams, targets = class_activation_map(model, p, layer, score_fn=dense_score_fn(model, box))
+    assert torch.equal(targets, in_box.argmax(dim=1))
+    assert cams.ndim == 3 and float(cams.max()) <= 1.0
+
+
+def test_segmentation_cam_scores_a_mask(mmshapes_root):
+    from mmfusion.analysis import dense_score_fn
+    model, p = _dense_setup(mmshapes_root, 'configs/segmentation/mmshapes_rgbd_seg.py')
+    with torch.no_grad():
+        logits = model.head(model(**p, mode='tensor'))
+        predicted = dense_score_fn(model)(p)
+        whole = dense_score_fn(model, (0, 0, 10**4, 10**4))(p)
+    assert torch.allclose(whole, logits.mean(dim=(2, 3)), atol=1e-6)
+    pred = logits.argmax(dim=1)
+    for b in range(logits.shape[0]):
+        for c in range(logits.shape[1]):
+            region = pred[b] == c
+            want = logits[b, c][region].mean() if region.any() else torch.tensor(0.0)
+            assert torch.allclose(predicted[b, c], want, atol=1e-5)
+    layer = find_target_layer(model, p, 'image')
+    cams, targets = class_activation_map(model, p, layer, targets=torch.tensor([1, 1]),
+                                         score_fn=dense_score_fn(model))
+    assert targets.tolist() == [1, 1] and cams.shape[0] == 2

@@ -67,6 +67,7 @@ from mmfusion.analysis import (
     pointing_hits,
     record_attention,
     shapley_values,
+    dense_score_fn,
     supports_modality_mask,
     upsample,
 )
@@ -92,6 +93,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--cam-methods', nargs='+', default=['gradcam', 'gradcam++'],
                    choices=CAM_METHODS)
     p.add_argument('--modality', help='image-like modality for CAMs (default: every one)')
+    p.add_argument('--cam-class', type=int,
+                   help='explain this class / answer index instead of the predicted one')
+    p.add_argument('--cam-box', type=float, nargs=4, metavar=('X1', 'Y1', 'X2', 'Y2'),
+                   help='detection: the strongest candidate inside this box; segmentation: '
+                   'the mean logit over this box (network-input pixels)')
     p.add_argument('--target-layer', help='module name for CAMs, e.g. '
                    'encoders.image.model.layer3 (default: the last 4-D feature map)')
     p.add_argument('--ig-steps', type=int, default=32)
@@ -149,6 +155,22 @@ def one_input(cfg, checkpoint: str, specs: List[str]):
     return inferencer.model, [pseudo_collate([inferencer.preprocess(item)])]
 
 
+def describe_prediction(sample) -> str:
+    """A short caption of one predicted data sample, any task."""
+    if 'pred_answer' in sample:
+        return str(sample.pred_answer)
+    if 'pred_instances' in sample:
+        inst = sample.pred_instances
+        if len(inst.scores) == 0:
+            return 'no boxes'
+        top = int(inst.scores.argmax())
+        return (f'{len(inst.scores)} boxes, top class {int(inst.labels[top])} '
+                f'({float(inst.scores[top]):.2f})')
+    if 'pred_sem_seg' in sample:
+        return 'classes ' + ','.join(map(str, sample.pred_sem_seg.data.unique().tolist()))
+    return str(int(sample.pred_label[0]))
+
+
 class Explainer:
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -173,6 +195,15 @@ class Explainer:
                                   f'are {self.image_mods}')
             self.image_mods = [args.modality]
         self.tokenized = set(getattr(self.model.data_preprocessor, 'tokenizers', {}))
+        head = type(getattr(self.model, 'head', None)).__name__
+        self.task = ('detection' if hasattr(self.model.head, 'predict_by_feat') else
+                     'segmentation' if 'Seg' in head else 'classification') \
+            if hasattr(self.model, 'spatial_modalities') else 'classification'
+        dense_only = [m for m in args.methods if m in ('ig', 'contributions', 'pointing')]
+        if self.task != 'classification' and dense_only:
+            raise ConfigError(f'--methods {" ".join(dense_only)}: explained for classification '
+                              f'and VQA models; for this {self.task} model use cam (of the '
+                              'predicted class, --cam-class, --cam-box) and attention')
         masks = supports_modality_mask(self.model)
         self.missing_mode = args.missing_mode or ('mask' if masks else 'zero')
         if self.missing_mode == 'mask' and not masks:
@@ -197,10 +228,19 @@ class Explainer:
         data = self.batches[0]
         p = self.processed(data)
         n = min(self.args.show, len(data['data_samples']))
+        dense = self.task in ('detection', 'segmentation')
+        if self.args.cam_box is not None and not dense:
+            raise ConfigError('--cam-box: boxes and masks are explained for detection and '
+                              f'segmentation models; this is a {self.task} model')
+        score_fn = dense_score_fn(self.model, self.args.cam_box) if dense else None
+        targets = None
+        if self.args.cam_class is not None:
+            targets = torch.full((len(data['data_samples']), ), self.args.cam_class)
         for m, layer in layers.items():
             maps = {}
             for method in self.args.cam_methods:
-                cams, targets = class_activation_map(self.model, p, layer, method=method)
+                cams, explained = class_activation_map(self.model, p, layer, targets=targets,
+                                                       method=method, score_fn=score_fn)
                 size = tuple(p['inputs'][m].shape[-2:])
                 maps[method] = upsample(cams, size)
             for i in range(n):
@@ -211,13 +251,18 @@ class Explainer:
                 for ax, (method, cam) in zip(axes[1:], maps.items()):
                     ax.imshow(img)
                     ax.imshow(cam[i].numpy(), cmap='jet', alpha=0.5, vmin=0, vmax=1)
-                    ax.set_title(f'{method} ({layer.split(".")[-1]})', fontsize=8)
+                    ax.set_title(f'{method} ({layer.split(".")[-1]}) class '
+                                 f'{int(explained[i])}', fontsize=8)
+                    if self.args.cam_box is not None:
+                        x1, y1, x2, y2 = self.args.cam_box
+                        ax.add_patch(self.plt.Rectangle((x1, y1), x2 - x1, y2 - y1,
+                                                        fill=False, color='w', lw=1.5))
                 for ax in axes:
                     ax.axis('off')
                 fig.tight_layout()
                 save_figure(fig, osp.join(out_dir, f'{i}_{m}.png'))
         print(f'CAMs of {n} samples in {out_dir} (layers {layers})')
-        return dict(layers=layers)
+        return dict(layers=layers, explained=explained.tolist())
 
     def caption(self, data: dict, i: int) -> str:
         sample = data['data_samples'][i]
@@ -232,8 +277,7 @@ class Explainer:
         if getattr(self, '_pred_key', None) != key:
             with torch.no_grad():
                 outs = self.model(**self.processed(data), mode='predict')
-            self._pred = [str(o.pred_answer) if 'pred_answer' in o else
-                          str(int(o.pred_label[0])) for o in outs]
+            self._pred = [describe_prediction(o) for o in outs]
             self._pred_key = key
         return self._pred
 
