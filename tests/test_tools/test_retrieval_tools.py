@@ -28,6 +28,11 @@ def test_train_then_zero_shot(mmshapes_root, tmp_path):
     metrics = json.load(open(tmp_path / 'zs' / 'zero_shot_metrics.json'))
     assert 0 <= metrics['multi-label/mAP'] <= 100
     assert 0 <= metrics['linear_probe/multi-label/mAP'] <= 100
+    # tools/test.py evaluates the same zero-shot classifier with the same metric
+    run_tool([PYTHON, 'tools/test.py', zs, ckpt, '--work-dir', str(tmp_path / 'zs_test')],
+             env=ENV)
+    tested = json.load(open(tmp_path / 'zs_test' / 'metrics.json'))
+    assert tested['multi-label/mAP'] == pytest.approx(metrics['multi-label/mAP'], abs=1e-3)
 
 
 def test_zero_shot_tool_refuses_another_model(tmp_path):
