@@ -158,3 +158,26 @@ def test_fixed_weights_and_their_errors():
     assert losses['only_a/loss'].item() == pytest.approx(0.25 * losses['only_a/raw'].item())
     with pytest.raises(ConfigError, match=r"weights names tasks \['nope'\]"):
         small_model(weighting=dict(type='FixedTaskWeighting', weights=dict(nope=1.0)))
+
+
+def test_a_missing_modality_never_reaches_its_encoder():
+    torch.manual_seed(0)
+    model = small_model().eval()
+    seen = []
+    model.encoders['b'].register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    a, b = torch.randn(4, 4), torch.randn(4, 3)
+    data = samples('both', [0, 1, 2, 0])
+    data[0].set_metainfo(dict(modality_mask=dict(a=True, b=False)))
+    with torch.no_grad():
+        masked = model({'a': a, 'b': b}, data)
+        full = model({'a': a, 'b': b}, samples('both', [0, 1, 2, 0]))
+        dropped = model({'a': a, 'b': None}, samples('both', [0] * 4))
+    assert seen == [3, 4]  # the masked sample's b never ran; no b ran for the None batch
+    assert torch.allclose(masked[1:], full[1:], atol=1e-6)
+    assert not torch.allclose(masked[0], full[0])
+    assert dropped.shape == (4, 3)
+    # a mask for a modality the model does not encode is refused by name
+    bad = samples('both', [0])
+    bad[0].set_metainfo(dict(modality_mask=dict(c=False)))
+    with pytest.raises(ConfigError, match="modality_mask\\['c'\\]=False"):
+        model({'a': a[:1], 'b': b[:1]}, bad)

@@ -160,6 +160,31 @@ class BaseMultiModalModel(BaseModel):
                 for name, enc in self.encoders.items()}
 
     @staticmethod
+    def fuse_features(fusion: nn.Module, feats: Dict[str, ModalityFeatures],
+                      masks: Dict[str, torch.Tensor]) -> torch.Tensor:
+        """``fusion`` applied to encoded modalities -> (B, fusion.out_dim).
+
+        Vector fusions get the pooled vectors and ``masks`` (modality ->
+        (B,) presence); token fusions get the token sequences (a pooled-only
+        encoder gives one token) with each modality's token mask, in which a
+        missing sample has no real token.
+        """
+        if fusion.input_form == 'vector':
+            return fusion({name: f.pooled for name, f in feats.items()}, masks or None)
+        tokens, token_masks = {}, {}
+        for name, f in feats.items():
+            tokens[name] = f.tokens if f.tokens is not None else f.pooled.unsqueeze(1)
+            mask = f.mask if f.tokens is not None else None
+            if name in masks:
+                if mask is None:
+                    mask = torch.ones(tokens[name].shape[:2], dtype=torch.bool,
+                                      device=tokens[name].device)
+                mask = mask & masks[name].to(mask.device).unsqueeze(1)
+            if mask is not None:
+                token_masks[name] = mask
+        return fusion.forward_pooled(tokens, token_masks or None)
+
+    @staticmethod
     def _encode_present(name: str, encoder: nn.Module, x, present: Optional[torch.Tensor],
                         batch_size: int) -> ModalityFeatures:
         if present is None or (x is not None and bool(present.all())):

@@ -150,21 +150,7 @@ class MultiModalClassifier(BaseMultiModalModel):
              masks: Dict[str, torch.Tensor]) -> torch.Tensor:
         """The fused vector (B, fusion.out_dim) of encoded modalities; ``masks``
         as from :meth:`encode_modalities`."""
-        if self.fusion.input_form == 'vector':
-            return self.fusion({name: f.pooled for name, f in feats.items()}, masks or None)
-        tokens, token_masks = {}, {}
-        for name, f in feats.items():
-            tokens[name] = f.tokens if f.tokens is not None else f.pooled.unsqueeze(1)
-            mask = f.mask if f.tokens is not None else None
-            if name in masks:
-                if mask is None:
-                    mask = torch.ones(tokens[name].shape[:2], dtype=torch.bool,
-                                      device=tokens[name].device)
-                # a missing sample has no real token of this modality
-                mask = mask & masks[name].to(mask.device).unsqueeze(1)
-            if mask is not None:
-                token_masks[name] = mask
-        return self.fusion.forward_pooled(tokens, token_masks or None)
+        return self.fuse_features(self.fusion, feats, masks)
 
     def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict, None]],
                      data_samples: Optional[List[MultiModalDataSample]] = None) -> torch.Tensor:

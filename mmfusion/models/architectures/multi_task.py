@@ -49,7 +49,6 @@ class MultiTaskModel(BaseMultiModalModel):
     ``<task>/weight``; ``'predict'`` the head's predictions in the data
     samples; ``'tensor'`` the head's raw output (B, ...).
     """
-    accepts_modality_mask = False  # the task heads' batches are not masked yet
 
 
     def __init__(self, encoders: Dict[str, dict], tasks: Dict[str, dict],
@@ -162,31 +161,36 @@ class MultiTaskModel(BaseMultiModalModel):
                               "MultiTaskDataset's datasets")
         return task
 
-    def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict]],
-                     task: str) -> torch.Tensor:
-        """Encode the task's modalities and fuse: (B, D) for the task's head."""
+    def extract_feat(self, inputs: Dict[str, Union[torch.Tensor, dict, None]], task: str,
+                     data_samples: Optional[Sequence[MultiModalDataSample]] = None
+                     ) -> torch.Tensor:
+        """Encode the task's modalities and fuse: (B, D) for the task's head.
+
+        Samples that lack a modality (``modality_mask`` in their data
+        samples, or a ``None`` batch input) are left out of its encoder and
+        masked in the fusion, as in :class:`MultiModalClassifier`.
+        """
         mods = self.task_modalities[task]
         if sorted(inputs) != sorted(mods):
             raise ConfigError(f'task {task!r} uses modalities {sorted(mods)} '
                               f'(model.tasks.{task}.modalities) but its batch carries '
                               f'{sorted(inputs)}; make its dataset\'s PackMultiModalInputs'
                               '(inputs=...) and the task agree')
-        feats = {m: self.encoders[m](inputs[m]) for m in mods}
+        batch_size = self.batch_size(inputs, data_samples)
+        masks = {m: v for m, v in self.modality_masks(inputs, data_samples).items()
+                 if m in mods}
+        feats = {m: self._encode_present(m, self.encoders[m], inputs[m], masks.get(m),
+                                         batch_size) for m in mods}
         if self.task_fusion[task] is None:
             return feats[mods[0]].pooled
         fusion = self.fusion if self.task_fusion[task] == SHARED else self.tasks[task]['fusion']
-        if fusion.input_form == 'vector':
-            return fusion({m: f.pooled for m, f in feats.items()})
-        tokens = {m: f.tokens if f.tokens is not None else f.pooled.unsqueeze(1)
-                  for m, f in feats.items()}
-        masks = {m: f.mask for m, f in feats.items() if f.mask is not None}
-        return fusion.forward_pooled(tokens, masks or None)
+        return self.fuse_features(fusion, feats, masks)
 
     def forward(self, inputs: Dict[str, Union[torch.Tensor, dict]],
                 data_samples: Optional[List[MultiModalDataSample]] = None,
                 mode: str = 'tensor', task: Optional[str] = None):
         task = self.batch_task(data_samples, task)
-        feats = self.extract_feat(inputs, task)
+        feats = self.extract_feat(inputs, task, data_samples)
         head = self.tasks[task]['head']
         if mode == 'loss':
             losses = head.loss(feats, data_samples)
