@@ -216,7 +216,9 @@ class Corrupt(BaseTransform):
         seed: with the level and ``results['sample_idx']``, fixes the noise.
 
     Output: ``results[key]`` replaced by the corrupted value, same type,
-    shape (text: a string) and dtype.
+    shape (text: a string) and dtype. For text, a retrieval sample's
+    ``captions`` list (what a ``DualEncoder`` embeds in test mode) is
+    corrupted as well.
     """
 
     def __init__(self, corruption: str, kind: str, key: str, level: int, seed: int = 0) -> None:
@@ -240,6 +242,12 @@ class Corrupt(BaseTransform):
         idx = int(results.get('sample_idx', 0))
         rng = np.random.default_rng([self.seed, self.level, idx])
         results[self.key] = self.fn(results[self.key], self.level / 10.0, rng)
+        if self.kind == 'text' and isinstance(results.get('captions'), (list, tuple)):
+            # a retrieval sample in test mode ranks all its captions (the
+            # caption datasets carry them beside the packed first one): they
+            # are the text the model reads, so they are corrupted too
+            results['captions'] = [self.fn(c, self.level / 10.0, rng)
+                                   for c in results['captions']]
         return results
 
     def __repr__(self) -> str:

@@ -87,3 +87,15 @@ def test_inserted_in_a_real_pipeline(mmshapes_root):
     assert type(image[3]).__name__ == 'Corrupt' and image[3].key == 'img'
     with pytest.raises(ConfigError, match='not packed'):
         corrupt_pipeline(ts, 'depth', 'blur', 5)
+
+
+def test_text_corruption_reaches_a_retrieval_sample_s_captions():
+    results = dict(text='a red circle and a blue square.', sample_idx=3,
+                   captions=['a red circle and a blue square.', 'two green triangles.'])
+    out = Corrupt('word_dropout', 'text', 'text', level=10)(
+        dict(results, captions=list(results['captions'])))
+    assert out['text'] != results['text']
+    assert all(a != b for a, b in zip(out['captions'], results['captions']))
+    assert len(out['captions']) == 2
+    clean = Corrupt('word_dropout', 'text', 'text', level=0)(dict(results))
+    assert clean['captions'] == results['captions']

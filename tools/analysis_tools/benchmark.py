@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 

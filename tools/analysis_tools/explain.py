@@ -53,12 +53,13 @@ from mmengine.logging import MMLogger
 import mmfusion  # noqa: F401  (config and checkpoint compatibility)
 from mmfusion.analysis import (
     CAM_METHODS,
+    MISSING_MODES,
     argmax_point,
     build_evaluator,
     build_loader,
     class_activation_map,
     data_kind,
-    MISSING_MODES,
+    dense_score_fn,
     drop_modalities,
     find_target_layer,
     integrated_gradients,
@@ -67,7 +68,6 @@ from mmfusion.analysis import (
     pointing_hits,
     record_attention,
     shapley_values,
-    dense_score_fn,
     supports_modality_mask,
     upsample,
 )

@@ -39,12 +39,12 @@ from terminaltables import AsciiTable
 import mmfusion  # noqa: F401  (config and checkpoint compatibility)
 from mmfusion.analysis import (
     CORRUPTIONS,
+    MISSING_MODES,
     NUM_LEVELS,
     build_evaluator,
     build_loader,
     corrupt_pipeline,
     data_kind,
-    MISSING_MODES,
     drop_modalities,
     effective_robustness,
     evaluate,
@@ -186,7 +186,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if missing_mode == 'mask' and not supports_modality_mask(model):
         raise ConfigError(f'--missing-mode mask: {type(model).__name__} does not take '
                           "modality masks; use --missing-mode zero")
-    if 'missing' not in args.skip:
+    from mmfusion.models.architectures.dual_encoder import DualEncoder
+    if 'missing' not in args.skip and isinstance(model, DualEncoder):
+        # retrieval ranks one tower's embeddings against the other's: with one
+        # tower's input gone there is nothing to rank, so no metric to report
+        print('missing: skipped for a retrieval model (it ranks one modality against the other)')
+    elif 'missing' not in args.skip:
         t0 = time.perf_counter()
         for m in modalities:
             missing[m] = evaluate(

@@ -60,6 +60,10 @@ class MultiModalDenseModel(BaseMultiModalModel):
     losses; ``'predict'`` the data samples with ``pred_instances`` or
     ``pred_sem_seg``; ``'tensor'`` the fused pyramid [(B, C, H_l, W_l), ...].
     """
+    # the spatial fusion interface has no modality mask (yet): a missing
+    # modality is refused in extract_feat, and the analysis tools zero it instead
+    accepts_modality_mask = False
+
 
     def __init__(self, encoders: Dict[str, Optional[dict]], head: dict,
                  necks: Optional[Dict[str, Optional[dict]]] = None,
