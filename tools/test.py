@@ -147,6 +147,7 @@ def main() -> None:
         checkpoint_fit_hook(cfg, strict=True)
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
+    del runner  # before the process group goes: see finish_distributed
     if is_main_process():
         flat = {k: (float(v) if hasattr(v, '__float__') else v) for k, v in metrics.items()}
         print(metrics_table(flat))

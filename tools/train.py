@@ -104,6 +104,7 @@ def main() -> None:
         runner = (FlexibleRunner if cfg.get('strategy') else Runner).from_cfg(cfg)
         use_built_train_set(runner, train_set)
         runner.train()
+    del runner  # before the process group goes: see finish_distributed
     finish_distributed()
 
 

@@ -303,7 +303,13 @@ class CheckpointHook(MMEngineCheckpointHook):
     replaced atomically, and only then are outdated checkpoints deleted.
     Temporary files that a crash left behind are removed when training
     (re)starts.
+
+    It also keeps the epoch and iteration it saves at in the checkpoint's
+    ``meta`` under MMEngine's ``FlexibleRunner`` (see
+    :meth:`before_save_checkpoint`).
     """
+
+    _saving_meta = None
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -313,6 +319,16 @@ class CheckpointHook(MMEngineCheckpointHook):
                 if name.startswith('.') and name.endswith('.tmp') and '.pth.' in name:
                     os.remove(osp.join(self.out_dir, name))
                     runner.logger.info(f'removed {name}, left by an interrupted checkpoint write')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # MMEngine's Runner keeps the epoch and iteration this hook passes in
+        # `meta`; its FlexibleRunner overwrites them with `runner.epoch + 1`.
+        # After a new best score the latest checkpoint is written again, after
+        # validation, when `runner.epoch` already counts the finished epoch:
+        # under the FlexibleRunner epoch_1 would then say 2, and --resume
+        # would skip an epoch. Put the hook's values back.
+        if self._saving_meta is not None and isinstance(checkpoint.get('meta'), dict):
+            checkpoint['meta'].update(self._saving_meta)
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         outdated = []
@@ -328,11 +344,18 @@ class CheckpointHook(MMEngineCheckpointHook):
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir, ckpt_filename, self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        # what MMEngine's _save_checkpoint passes; not `meta` itself, which
+        # the FlexibleRunner's save of the best checkpoint may have changed
+        self._saving_meta = (dict(epoch=step, iter=runner.iter) if self.by_epoch
+                             else dict(epoch=runner.epoch, iter=step))
+        try:
+            runner.save_checkpoint(
+                self.out_dir, ckpt_filename, self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        finally:
+            self._saving_meta = None
         if not is_main_process():
             return
         atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)

@@ -166,11 +166,19 @@ def finish_distributed() -> None:
     A rank that exits while the group's background threads still run (gloo)
     can abort with "terminate called without an active exception", failing
     a run that trained correctly; torch asks for an explicit
-    ``destroy_process_group`` before exit. Does nothing when not distributed.
+    ``destroy_process_group`` before exit. Objects that still hold the
+    group's work handles (FSDP2 keeps its last collectives' handles in the
+    model) are collected first, while the interpreter can still run their
+    destructors: freed during interpreter shutdown they abort the same way.
+    Call it after dropping the last reference to the runner. Does nothing
+    when not distributed.
     """
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()
 

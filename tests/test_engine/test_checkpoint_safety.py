@@ -162,3 +162,56 @@ def test_mmengine_writes_through_the_atomic_backend(tmp_path):
     path = str(tmp_path / 'ckpt.pth')
     save_checkpoint({'state_dict': OrderedDict(w=torch.ones(2))}, path)
     assert torch.equal(load_checkpoint_file(path)['state_dict']['w'], torch.ones(2))
+
+
+def _toy_runner(runner_cls, work_dir):
+    """A 2-epoch run of a linear model, validated every epoch with a metric
+    that improves each time, so the best checkpoint is written every epoch."""
+    from mmengine.evaluator import BaseMetric
+    from mmengine.model import BaseModel
+
+    class Linear(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, labels=None, mode='tensor'):
+            out = self.fc(inputs)  # default_collate stacked them
+            if mode == 'loss':
+                return dict(loss=((out.squeeze(1) - labels) ** 2).mean())
+            return [dict(out=o) for o in out]
+
+    class Improving(BaseMetric):
+        calls = 0
+
+        def process(self, data_batch, data_samples):
+            self.results.append(0)
+
+        def compute_metrics(self, results):
+            Improving.calls += 1
+            return dict(score=float(Improving.calls))
+
+    data = [dict(inputs=torch.randn(2), labels=torch.randn(())) for _ in range(8)]
+    loader = dict(dataset=data, batch_size=4, sampler=dict(type='DefaultSampler', shuffle=False),
+                  collate_fn=dict(type='default_collate'))
+    return runner_cls(
+        model=Linear(), work_dir=work_dir, train_dataloader=loader, val_dataloader=loader,
+        val_evaluator=[Improving()], optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        train_cfg=dict(by_epoch=True, max_epochs=2), val_cfg=dict(),
+        default_hooks=dict(checkpoint=dict(type='mmfusion.CheckpointHook', interval=1,
+                                           save_best='score', rule='greater')),
+        custom_hooks=[dict(type='mmfusion.PlainCheckpointHook')],
+        default_scope='mmfusion')
+
+
+@pytest.mark.parametrize('runner_name', ['Runner', 'FlexibleRunner'])
+def test_checkpoint_meta_names_its_own_epoch_after_a_new_best(runner_name, tmp_path):
+    """After a new best score the latest checkpoint is written again; MMEngine's
+    FlexibleRunner then stored ``epoch + 1`` (and --resume skipped an epoch)."""
+    import mmengine.runner
+
+    runner = _toy_runner(getattr(mmengine.runner, runner_name), str(tmp_path))
+    runner.train()
+    for epoch in (1, 2):
+        meta = load_checkpoint_file(osp.join(str(tmp_path), f'epoch_{epoch}.pth'))['meta']
+        assert (meta['epoch'], meta['iter']) == (epoch, 2 * epoch)

@@ -52,23 +52,39 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_train_py_fsdp2_two_processes(mmshapes_root, tmp_path):
+@pytest.mark.timeout(2400)
+def test_train_py_fsdp2_two_processes_trains_and_resumes(mmshapes_root, tmp_path):
     """``torchrun --nproc_per_node 2 tools/train.py`` with FSDP2Strategy trains
-    an epoch through MMEngine's FlexibleRunner, validates, and writes a sharded
-    checkpoint folder. (Resuming from such a folder is tested exactly at the
-    strategy level, tests/test_engine/test_fsdp2_strategy.py.)"""
+    an epoch through MMEngine's FlexibleRunner, validates, writes a sharded
+    checkpoint folder, and ``--resume`` continues from it to the next epoch.
+    (That the resumed run continues exactly is tested at the strategy level,
+    tests/test_engine/test_fsdp2_strategy.py.)"""
     work = str(tmp_path / 'work')
-    cfg = small_cfg('configs/classification/mmshapes_itm.py', mmshapes_root, work,
-                    max_epochs=1, extra=dict(strategy=dict(type='FSDP2Strategy')))
-    launch = [PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-              '--master_port', str(_free_port()), osp.join(REPO_ROOT, 'tools/train.py'), cfg,
-              '--work-dir', work, '--launcher', 'pytorch']
+    extra = dict(strategy=dict(type='FSDP2Strategy'))
     env = dict(OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT + os.pathsep
                + os.environ.get('PYTHONPATH', ''))
-    proc = run_tool(launch, env=env, timeout=1400)  # two processes starting on a busy machine
-    assert 'Epoch(val) [1]' in proc.stdout + proc.stderr
+
+    def launch(max_epochs, *args):
+        cfg = small_cfg('configs/classification/mmshapes_itm.py', mmshapes_root, work,
+                        max_epochs=max_epochs, extra=extra)
+        cmd = [PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+               '--master_port', str(_free_port()), osp.join(REPO_ROOT, 'tools/train.py'), cfg,
+               '--work-dir', work, '--launcher', 'pytorch', *args]
+        # two processes starting on a busy machine
+        proc = run_tool(cmd, env=env, timeout=1100)
+        return proc.stdout + proc.stderr
+
+    out = launch(1)
+    assert 'Epoch(val) [1]' in out
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.isdir(ckpt) and osp.isfile(osp.join(ckpt, 'extra_state.pth'))
     assert sorted(n for n in os.listdir(ckpt) if n.endswith('.distcp')) == [
         '__0_0.distcp', '__1_0.distcp']  # one shard file per rank
+
+    out = launch(2, '--resume')
+    # the checkpoint of epoch 1 says epoch 1, also after the best checkpoint
+    # re-saved it following validation (the FlexibleRunner wrote epoch + 1)
+    assert 'resumed epoch: 1, iter: 3' in out, out[-3000:]
+    assert 'Epoch(train) [1]' not in out  # the first epoch is not trained again
+    assert 'Epoch(val) [2]' in out
+    assert osp.isdir(osp.join(work, 'epoch_2.pth'))
