@@ -22,10 +22,10 @@ model = dict(
     fusion=dict(_delete_=True, type='ConcatFusion', out_dim=128, hidden_dims=[256],
                 dropout=0.1),
 )
-train_cfg = dict(max_epochs=6)
+train_cfg = dict(max_epochs=12)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=6, eta_min=1e-5,
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=12, eta_min=1e-5,
          convert_to_iter_based=True),
 ]
