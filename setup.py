@@ -103,6 +103,8 @@ if __name__ == '__main__':
             'tests': read_requirements('tests.txt'),
             'optional': read_requirements('optional.txt'),
             'all': read_requirements('tests.txt') + read_requirements('optional.txt'),
+            # DeepSpeedStrategy; MMEngine 0.10's strategy imports a module 0.19.7 removed
+            'deepspeed': ['deepspeed<0.19.7'],
         },
         zip_safe=False,
     )

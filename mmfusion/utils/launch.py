@@ -383,8 +383,8 @@ def load_tool_config(config: str, work_dir: Optional[str] = None,
 
 # strategies whose optional library is not a dependency of mmfusion: type -> (module, hint)
 STRATEGY_EXTRAS = {
-    'DeepSpeedStrategy': ('deepspeed', 'pip install deepspeed (needs a CUDA toolkit; see '
-                          'https://www.deepspeed.ai/getting-started/)'),
+    'DeepSpeedStrategy': ('deepspeed', 'pip install "mmfusion[deepspeed]" (or pip install '
+                          '"deepspeed<0.19.7"; see https://www.deepspeed.ai/getting-started/)'),
     'ColossalAIStrategy': ('colossalai', 'pip install colossalai'),
 }
 
@@ -403,7 +403,8 @@ def prepare_strategy(cfg: Config) -> bool:
         Whether the run writes checkpoints as one ``.pth`` file each, which
         the checkpoint comparison of ``load_from``/resume can read (a
         sharded ``FSDP2Strategy`` checkpoint is a folder, checked by
-        ``torch.distributed.checkpoint`` itself).
+        ``torch.distributed.checkpoint`` itself; a ``DeepSpeedStrategy`` one
+        is a folder read by DeepSpeed's engine).
     """
     strategy = cfg.get('strategy')
     if not strategy:
@@ -429,7 +430,66 @@ def prepare_strategy(cfg: Config) -> bool:
             strategy['type'] = f'mmfusion.{kind}'
     if name == 'DDPStrategy':
         strategy['model_wrapper'] = distributed_model_wrapper_cfg(strategy.get('model_wrapper'))
+    if name == 'DeepSpeedStrategy':
+        _check_deepspeed_version()
+        _prepare_deepspeed(cfg)
+    if name == 'DeepSpeedStrategy':
+        return False  # DeepSpeed's folders: its engine checks the model keys itself
     return not (name == 'FSDP2Strategy' and strategy.get('state_dict_type', 'sharded') == 'sharded')
+
+
+def _check_deepspeed_version() -> None:
+    # MMEngine's DeepSpeedStrategy (0.10.x) imports DeepSpeed's 1-bit
+    # optimizers from deepspeed.runtime.fp16.onebit, which 0.19.7 removed
+    import importlib.util
+    if importlib.util.find_spec('deepspeed.runtime.fp16.onebit') is None:
+        from importlib.metadata import version
+        raise ConfigError(f"strategy=DeepSpeedStrategy: MMEngine's DeepSpeed strategy needs "
+                          f"deepspeed < 0.19.7 (it imports deepspeed.runtime.fp16.onebit), but "
+                          f"deepspeed {version('deepspeed')} is installed: "
+                          f'pip install "deepspeed<0.19.7"')
+
+
+def _prepare_deepspeed(cfg: Config) -> None:
+    """Give DeepSpeed its batch size and turn the config's ``OptimWrapper``
+    into MMEngine's ``DeepSpeedOptimWrapper``.
+
+    The ``FlexibleRunner`` passes the per-rank batch size only to a strategy
+    typed exactly ``'DeepSpeedStrategy'``, not to mmfusion's (scoped) one.
+
+    DeepSpeed clips and accumulates gradients itself, from its own config:
+    ``clip_grad=dict(max_norm=M)`` becomes ``strategy.gradient_clipping=M`` and
+    ``accumulative_counts=N`` ``strategy.gradient_accumulation_steps=N``, so a
+    config trains under DeepSpeed by adding the ``strategy`` line alone. Mixed
+    precision is DeepSpeed's too (``strategy.bf16=dict(enabled=True)``): an
+    ``AmpOptimWrapper`` / ``AutocastOptimWrapper`` is refused with that hint.
+    """
+    loader = cfg.get('train_dataloader')
+    cfg.strategy.setdefault('train_micro_batch_size_per_gpu',
+                            loader.get('batch_size', 1) if isinstance(loader, dict) else 1)
+    wrapper = cfg.get('optim_wrapper')
+    if not isinstance(wrapper, dict):
+        return
+    kind = wrapper.get('type', 'OptimWrapper')
+    kind = kind if isinstance(kind, str) else kind.__name__
+    if kind.split('.')[-1] == 'DeepSpeedOptimWrapper':
+        return
+    if kind.split('.')[-1] != 'OptimWrapper':
+        raise ConfigError(f'strategy=DeepSpeedStrategy: optim_wrapper.type={kind!r} cannot be '
+                          "used; DeepSpeed does mixed precision itself: use optim_wrapper.type="
+                          "'OptimWrapper' and strategy.bf16=dict(enabled=True) (or strategy.fp16)")
+    strategy = cfg.strategy
+    clip = wrapper.pop('clip_grad', None)
+    if clip:
+        if set(clip) - {'max_norm', 'norm_type'} or clip.get('norm_type', 2) != 2:
+            raise ConfigError(f'strategy=DeepSpeedStrategy: optim_wrapper.clip_grad={dict(clip)} '
+                              'cannot be passed on; DeepSpeed clips the 2-norm only '
+                              '(strategy.gradient_clipping=max_norm)')
+        strategy.setdefault('gradient_clipping', float(clip['max_norm']))
+    counts = wrapper.pop('accumulative_counts', None)
+    if counts:
+        strategy.setdefault('gradient_accumulation_steps', int(counts))
+    wrapper['type'] = 'DeepSpeedOptimWrapper'
 
 
 def add_data_root_argument(parser: Any) -> None:

@@ -1,4 +1,5 @@
-"""Training strategies for MMEngine's ``FlexibleRunner``: FSDP2 sharded data parallel."""
+"""Training strategies for MMEngine's ``FlexibleRunner``: FSDP2, DeepSpeed ZeRO."""
+from .deepspeed import DeepSpeedStrategy
 from .fsdp2 import FSDP2Strategy
 
-__all__ = ['FSDP2Strategy']
+__all__ = ['DeepSpeedStrategy', 'FSDP2Strategy']
