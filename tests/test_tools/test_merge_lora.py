@@ -58,9 +58,9 @@ def test_merge_lora_writes_the_plain_model(tmp_path, monkeypatch):
     ckpt = tmp_path / 'lora.pth'
     torch.save(dict(state_dict=state, meta=dict()), ckpt)
 
-    out = tmp_path / 'merged.pth'
+    out = tmp_path / 'export' / 'merged.pth'  # a folder that does not exist yet
     load_tool().main([CONFIG, str(ckpt), str(out)])
-    merged_cfg = tmp_path / 'merged.py'
+    merged_cfg = tmp_path / 'export' / 'merged.py'
     assert merged_cfg.exists()
     plain = build(str(merged_cfg))
     assert not any('lora_' in n for n, _ in plain.named_parameters())

@@ -72,7 +72,8 @@ def test_strategy_types_resolve_in_mmfusion_scope_and_ddp_runs_on_cpu():
     if not torch.cuda.is_available():
         assert ddp.strategy.model_wrapper['device_ids'] is None
     with pytest.raises(ConfigError, match=r"strategy.type='FDSP2Strategy' is not a registered "
-                                          r"strategy \(mmfusion: \['DeepSpeedStrategy', 'FSDP2Strategy'\]"):
+                                          r"strategy \(mmfusion: \['DeepSpeedStrategy', "
+                                          r"'FSDP2Strategy'\]"):
         prepare_strategy(cfg_with(dict(type='FDSP2Strategy')))
 
 

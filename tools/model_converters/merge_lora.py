@@ -14,6 +14,7 @@ inferencer); its outputs equal the adapted model's up to float rounding.
 """
 import argparse
 import io
+import os
 import os.path as osp
 from typing import List, Optional
 
@@ -73,6 +74,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise ConfigError(f'{args.config}: the model has no peft adapters (no peft key in '
                           'model.encoders.<name> or model.fusion), so there is nothing to merge')
     out_config = args.out_config or osp.splitext(args.out)[0] + '.py'
+    for path in (args.out, out_config):
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     removed = strip_adapter_keys(cfg.model)
     cfg.dump(out_config)
     checkpoint = dict(meta=dict(config_file=out_config, merged_from=args.checkpoint),
