@@ -433,7 +433,6 @@ def prepare_strategy(cfg: Config) -> bool:
     if name == 'DeepSpeedStrategy':
         _check_deepspeed_version()
         _prepare_deepspeed(cfg)
-    if name == 'DeepSpeedStrategy':
         return False  # DeepSpeed's folders: its engine checks the model keys itself
     return not (name == 'FSDP2Strategy' and strategy.get('state_dict_type', 'sharded') == 'sharded')
 
