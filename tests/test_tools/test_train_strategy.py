@@ -26,7 +26,8 @@ def test_deepspeed_without_the_package_names_the_install(monkeypatch):
     if importlib.util.find_spec('deepspeed') is not None:
         pytest.skip('deepspeed is installed here')
     with pytest.raises(ConfigError, match=r"strategy=DeepSpeedStrategy needs the optional "
-                                          r"package 'deepspeed'.*pip install deepspeed"):
+                                          r"package 'deepspeed'.*pip install "
+                                          r"\"mmfusion\[deepspeed\]\".*deepspeed<0\.19\.7"):
         prepare_strategy(cfg_with(dict(type='DeepSpeedStrategy')))
 
 
